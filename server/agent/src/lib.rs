@@ -4,4 +4,14 @@
 //! [`engine::Engine`]; the model and the sandbox are traits so every test runs
 //! offline against the mock model server.
 
+mod agent_loop;
+mod commands;
+pub mod config;
+pub mod engine;
+pub mod prompt;
+pub mod router;
 pub mod model;
+pub mod tools;
+pub mod workspace;
+mod sandbox_job;
+pub mod task;
