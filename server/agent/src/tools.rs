@@ -29,8 +29,9 @@ pub use apply_patch::PatchError;
 pub struct ToolOutput {
     pub content: String,
     pub is_error: bool,
-    /// Files whose staged content this call changed (created, edited or
-    /// moved to), so the engine can run syntax checks on them.
+    /// Every path whose staged state this call changed — created, edited,
+    /// deleted, and both ends of a move — so the engine can re-check syntax
+    /// (of those that still exist) and refresh the proposal.
     pub edited: Vec<(usize, RelPath)>,
 }
 
@@ -307,8 +308,9 @@ impl<'a> Args<'a> {
                 message: format!("arguments must be a JSON object, got {}", describe(input)),
             });
         };
-        for key in map.keys() {
-            if !allowed.contains(&key.as_str()) {
+        for (key, value) in map {
+            // Models sometimes spell out optional arguments as `null`.
+            if !allowed.contains(&key.as_str()) && !value.is_null() {
                 return Err(ToolError::UnknownArgument {
                     tool: spec.name.clone(),
                     name: key.clone(),

@@ -200,9 +200,7 @@ impl Workspace {
             }
         };
         if let Some(rel) = &rel {
-            self.roots[root]
-                .resolve(rel)
-                .map_err(|e| refuse(e.to_string()))?;
+            check_inside(&self.roots[root], rel).map_err(|e| refuse(e.to_string()))?;
         }
         Ok((root, rel))
     }
@@ -236,7 +234,7 @@ impl Workspace {
 
     /// The host path of `path`, refusing symlink escapes.
     fn host_path(&self, root: usize, path: &RelPath) -> Result<PathBuf, ToolError> {
-        self.root(root)?.resolve(path).map_err(|e| ToolError::Path {
+        check_inside(self.root(root)?, path).map_err(|e| ToolError::Path {
             raw: path.to_string(),
             reason: e.to_string(),
             allowed: self.allowed_paths(),
@@ -285,10 +283,10 @@ impl Workspace {
 
     /// What `path` names in the staged view.
     pub fn kind(&self, root: usize, path: &RelPath) -> Result<Option<EntryKind>, ToolError> {
-        if let Some(entry) = self.staged.get(&(root, path.clone())) {
-            if entry.current.is_some() {
-                return Ok(Some(EntryKind::File));
-            }
+        if let Some(entry) = self.staged.get(&(root, path.clone()))
+            && entry.current.is_some()
+        {
+            return Ok(Some(EntryKind::File));
         }
         if self.has_staged_file_below(root, path) {
             return Ok(Some(EntryKind::Dir));
@@ -344,10 +342,11 @@ impl Workspace {
             });
         }
         let host = self.host_path(root, path)?;
-        if let Ok(meta) = std::fs::metadata(&host) {
-            if meta.is_file() && meta.len() > MAX_READ_BYTES {
-                return Err(too_large(meta.len()));
-            }
+        if let Ok(meta) = std::fs::metadata(&host)
+            && meta.is_file()
+            && meta.len() > MAX_READ_BYTES
+        {
+            return Err(too_large(meta.len()));
         }
         Ok(self.disk_file(root, path)?.map(|f| f.bytes))
     }
@@ -434,10 +433,10 @@ impl Workspace {
             Some(entry) => entry.moved_to.take(),
             None => None,
         };
-        if let Some(target) = target {
-            if let Some(entry) = self.staged.get_mut(&(root, target)) {
-                entry.renamed_from = None;
-            }
+        if let Some(target) = target
+            && let Some(entry) = self.staged.get_mut(&(root, target))
+        {
+            entry.renamed_from = None;
         }
     }
 
@@ -522,10 +521,10 @@ impl Workspace {
         } else {
             self.staged.remove(&from_key);
         }
-        if let Some(source) = &origin {
-            if let Some(entry) = self.staged.get_mut(&(root, source.clone())) {
-                entry.moved_to = None;
-            }
+        if let Some(source) = &origin
+            && let Some(entry) = self.staged.get_mut(&(root, source.clone()))
+        {
+            entry.moved_to = None;
         }
 
         let to_key = (root, to.clone());
@@ -540,10 +539,10 @@ impl Workspace {
             self.normalize(root, to);
         } else {
             let renamed_from = origin.clone();
-            if let Some(source) = &origin {
-                if let Some(entry) = self.staged.get_mut(&(root, source.clone())) {
-                    entry.moved_to = Some(to.clone());
-                }
+            if let Some(source) = &origin
+                && let Some(entry) = self.staged.get_mut(&(root, source.clone()))
+            {
+                entry.moved_to = Some(to.clone());
             }
             self.staged.insert(
                 to_key,
@@ -604,7 +603,7 @@ impl Workspace {
                 renamed_from: entry.renamed_from.clone(),
                 before_mode: before.as_ref().and_then(|f| f.mode),
                 before: before.map(|f| f.bytes),
-                after_mode: entry.current.as_ref().and_then(|_| entry.mode),
+                after_mode: entry.current.as_ref().and(entry.mode),
                 after: entry.current.clone(),
             });
         }
@@ -758,12 +757,11 @@ impl Workspace {
                 };
                 let Ok(path) = path else { continue };
                 let is_dir = item.file_type().is_some_and(|t| t.is_dir());
-                if !is_dir {
-                    if let Some(entry) = self.staged.get(&(root, path.clone())) {
-                        if entry.current.is_none() {
-                            continue;
-                        }
-                    }
+                if !is_dir
+                    && let Some(entry) = self.staged.get(&(root, path.clone()))
+                    && entry.current.is_none()
+                {
+                    continue;
                 }
                 entries.insert(DirEntry { path, is_dir });
             }
@@ -774,10 +772,10 @@ impl Workspace {
             if *r != root || entry.current.is_none() {
                 continue;
             }
-            if let Some(dir) = dir {
-                if !path.starts_with(dir) || path == dir {
-                    continue;
-                }
+            if let Some(dir) = dir
+                && (!path.starts_with(dir) || path == dir)
+            {
+                continue;
             }
             let components: Vec<&str> = path.components().collect();
             for end in base_depth + 1..=components.len() {
@@ -811,6 +809,32 @@ impl Workspace {
     }
 }
 
+/// [`Root::resolve`], except that a path running through a regular file
+/// (`Cargo.toml/x`) is not an error here: it simply does not exist.
+fn check_inside(root: &Root, path: &RelPath) -> Result<PathBuf, PathError> {
+    match root.resolve(path) {
+        Err(PathError::Io { .. }) if runs_through_file(root.path(), path) => {
+            Ok(root.join_unchecked(path))
+        }
+        other => other,
+    }
+}
+
+/// True when a proper prefix of `path` is a regular file (not a symlink).
+fn runs_through_file(root: &Path, path: &RelPath) -> bool {
+    let mut current = root.to_path_buf();
+    let components: Vec<&str> = path.components().collect();
+    for part in &components[..components.len().saturating_sub(1)] {
+        current.push(part);
+        match std::fs::symlink_metadata(&current) {
+            Ok(meta) if meta.is_file() => return true,
+            Ok(meta) if meta.is_dir() => {}
+            _ => return false,
+        }
+    }
+    false
+}
+
 /// Ignore files of the directories above `dir` (root included, `dir`
 /// excluded: the walker reads its own), top-down.
 fn ancestor_ignores(root: &Path, dir: Option<&RelPath>) -> Vec<Gitignore> {
@@ -827,10 +851,8 @@ fn ancestor_ignores(root: &Path, dir: Option<&RelPath>) -> Vec<Gitignore> {
                 any = true;
             }
         }
-        if any {
-            if let Ok(matcher) = builder.build() {
-                matchers.push(matcher);
-            }
+        if any && let Ok(matcher) = builder.build() {
+            matchers.push(matcher);
         }
         if index + 1 < components.len() {
             current.push(part);
@@ -853,7 +875,7 @@ fn closest_paths(wanted: &RelPath, candidates: &[RelPath], limit: usize) -> Vec<
             } else {
                 full.min(name + 2)
             };
-            let budget = (wanted_name.chars().count() / 3).max(2) + 2;
+            let budget = (wanted_name.chars().count() / 4).max(1) + 1;
             (score <= budget).then_some((score, candidate))
         })
         .collect();

@@ -2,6 +2,9 @@
 //! streaming, tools, usage, stop reasons, prompt caching, every scripted
 //! fault, and cancellation.
 
+// clippy allows unwrap only inside #[test] fns; the helpers here are test code too.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -19,7 +22,11 @@ use tokio_util::sync::CancellationToken;
 const KEY: &str = "sk-ant-test-key-0123456789";
 
 fn fast_retry(max_attempts: u32) -> RetryPolicy {
-    RetryPolicy { max_attempts, base_delay: Duration::from_millis(10), max_delay: Duration::from_millis(40) }
+    RetryPolicy {
+        max_attempts,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(40),
+    }
 }
 
 fn config(base_url: &str, max_attempts: u32) -> AnthropicConfig {
@@ -40,9 +47,17 @@ fn client(server: &MockModelServer, max_attempts: u32) -> AnthropicClient {
 fn request(prompt: &str) -> ModelRequest {
     ModelRequest {
         model: "claude-sonnet-4-6".to_owned(),
-        system: vec![SystemBlock { text: "You are Redline.".to_owned(), cache: true }],
+        system: vec![SystemBlock {
+            text: "You are Redline.".to_owned(),
+            cache: true,
+        }],
         tools: vec![tool("read_file"), tool("edit_file")],
-        messages: vec![Message { role: Role::User, content: vec![ContentBlock::Text { text: prompt.to_owned() }] }],
+        messages: vec![Message {
+            role: Role::User,
+            content: vec![ContentBlock::Text {
+                text: prompt.to_owned(),
+            }],
+        }],
         max_tokens: 1024,
     }
 }
@@ -56,11 +71,16 @@ fn tool(name: &str) -> ToolSpec {
 }
 
 async fn script(value: serde_json::Value) -> MockModelServer {
-    MockModelServer::start(Script::from_value(value).unwrap()).await.unwrap()
+    MockModelServer::start(Script::from_value(value).unwrap())
+        .await
+        .unwrap()
 }
 
 /// Sends `request` and collects what reached the sink.
-async fn send(client: &AnthropicClient, request: &ModelRequest) -> (Result<ModelResponse, ModelError>, Vec<StreamEvent>) {
+async fn send(
+    client: &AnthropicClient,
+    request: &ModelRequest,
+) -> (Result<ModelResponse, ModelError>, Vec<StreamEvent>) {
     let events = Mutex::new(Vec::new());
     let sink = |event: StreamEvent| events.lock().unwrap().push(event);
     let result = client.send(request, &sink, &CancellationToken::new()).await;
@@ -81,7 +101,11 @@ fn retries(events: &[StreamEvent]) -> Vec<(u32, u64, String)> {
     events
         .iter()
         .filter_map(|e| match e {
-            StreamEvent::Retrying { attempt, delay_ms, reason } => Some((*attempt, *delay_ms, reason.clone())),
+            StreamEvent::Retrying {
+                attempt,
+                delay_ms,
+                reason,
+            } => Some((*attempt, *delay_ms, reason.clone())),
             _ => None,
         })
         .collect()
@@ -89,11 +113,22 @@ fn retries(events: &[StreamEvent]) -> Vec<(u32, u64, String)> {
 
 #[tokio::test]
 async fn text_streams_to_the_sink_in_order() {
-    let server = script(json!([{"turns": [{"content": [{"text": "Hello, streaming world! ✓"}], "chunk_size": 4}]}])).await;
+    let server = script(
+        json!([{"turns": [{"content": [{"text": "Hello, streaming world! ✓"}], "chunk_size": 4}]}]),
+    )
+    .await;
     let (result, events) = send(&client(&server, 3), &request("hi")).await;
     let response = result.unwrap();
-    assert_eq!(text_deltas(&events), ["Hell", "o, s", "trea", "ming", " wor", "ld! ", "✓"]);
-    assert_eq!(response.content, [ContentBlock::Text { text: "Hello, streaming world! ✓".to_owned() }]);
+    assert_eq!(
+        text_deltas(&events),
+        ["Hell", "o, s", "trea", "ming", " wor", "ld! ", "✓"]
+    );
+    assert_eq!(
+        response.content,
+        [ContentBlock::Text {
+            text: "Hello, streaming world! ✓".to_owned()
+        }]
+    );
     assert_eq!(response.stop_reason, StopReason::EndTurn);
     assert_eq!(response.model, "claude-sonnet-4-6");
 
@@ -123,17 +158,36 @@ async fn tool_use_input_is_assembled_from_chunked_json() {
     assert_eq!(
         response.content,
         [
-            ContentBlock::Text { text: "Let me look.".to_owned() },
-            ContentBlock::ToolUse { id: "toolu_mock_0_0_1".to_owned(), name: "read_file".to_owned(), input },
-            ContentBlock::ToolUse { id: "toolu_fixed".to_owned(), name: "list".to_owned(), input: json!({}) },
+            ContentBlock::Text {
+                text: "Let me look.".to_owned()
+            },
+            ContentBlock::ToolUse {
+                id: "toolu_mock_0_0_1".to_owned(),
+                name: "read_file".to_owned(),
+                input
+            },
+            ContentBlock::ToolUse {
+                id: "toolu_fixed".to_owned(),
+                name: "list".to_owned(),
+                input: json!({})
+            },
         ]
     );
-    let starts: Vec<&StreamEvent> = events.iter().filter(|e| matches!(e, StreamEvent::ToolUseStarted { .. })).collect();
+    let starts: Vec<&StreamEvent> = events
+        .iter()
+        .filter(|e| matches!(e, StreamEvent::ToolUseStarted { .. }))
+        .collect();
     assert_eq!(
         starts,
         [
-            &StreamEvent::ToolUseStarted { id: "toolu_mock_0_0_1".to_owned(), name: "read_file".to_owned() },
-            &StreamEvent::ToolUseStarted { id: "toolu_fixed".to_owned(), name: "list".to_owned() },
+            &StreamEvent::ToolUseStarted {
+                id: "toolu_mock_0_0_1".to_owned(),
+                name: "read_file".to_owned()
+            },
+            &StreamEvent::ToolUseStarted {
+                id: "toolu_fixed".to_owned(),
+                name: "list".to_owned()
+            },
         ]
     );
 }
@@ -146,7 +200,12 @@ async fn usage_counts_cache_tokens() {
     .await;
     let (result, _) = send(&client(&server, 3), &request("hi")).await;
     let response = result.unwrap();
-    let expected = Usage { input_tokens: 120, output_tokens: 42, cache_read_input_tokens: 9000, cache_creation_input_tokens: 1500 };
+    let expected = Usage {
+        input_tokens: 120,
+        output_tokens: 42,
+        cache_read_input_tokens: 9000,
+        cache_creation_input_tokens: 1500,
+    };
     assert_eq!(response.usage, expected);
     // 120*3 + 1500*3.75 + 9000*0.3 + 42*15 micro-dollars
     let cost = estimate_cost_usd(&response.model, &response.usage).unwrap();
@@ -162,7 +221,10 @@ async fn every_stop_reason_is_mapped() {
         ("stop_sequence", StopReason::StopSequence),
         ("pause_turn", StopReason::PauseTurn),
         ("refusal", StopReason::Refusal),
-        ("brand_new_reason", StopReason::Other("brand_new_reason".to_owned())),
+        (
+            "brand_new_reason",
+            StopReason::Other("brand_new_reason".to_owned()),
+        ),
     ];
     let conversations: Vec<_> = cases
         .iter()
@@ -181,16 +243,35 @@ async fn cache_control_marks_the_last_tool_and_cached_system_blocks() {
     let server = script(json!([{"turns": [{"content": [{"text": "ok"}]}]}])).await;
     let mut request = request("hi");
     request.system = vec![
-        SystemBlock { text: "stable instructions".to_owned(), cache: true },
-        SystemBlock { text: "AGENTS.md".to_owned(), cache: true },
-        SystemBlock { text: "today is Monday".to_owned(), cache: false },
+        SystemBlock {
+            text: "stable instructions".to_owned(),
+            cache: true,
+        },
+        SystemBlock {
+            text: "AGENTS.md".to_owned(),
+            cache: true,
+        },
+        SystemBlock {
+            text: "today is Monday".to_owned(),
+            cache: false,
+        },
     ];
     send(&client(&server, 1), &request).await.0.unwrap();
     let body = &server.requests()[0].body;
     let ephemeral = json!({"type": "ephemeral"});
-    let system_marks: Vec<bool> = body["system"].as_array().unwrap().iter().map(|b| b["cache_control"] == ephemeral).collect();
+    let system_marks: Vec<bool> = body["system"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["cache_control"] == ephemeral)
+        .collect();
     assert_eq!(system_marks, [true, true, false]);
-    let tool_marks: Vec<bool> = body["tools"].as_array().unwrap().iter().map(|t| t["cache_control"] == ephemeral).collect();
+    let tool_marks: Vec<bool> = body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["cache_control"] == ephemeral)
+        .collect();
     assert_eq!(tool_marks, [false, true]);
     assert_eq!(body["tools"][0]["input_schema"]["type"], "object");
 }
@@ -205,17 +286,36 @@ async fn tool_results_lead_the_next_user_message() {
     let client = client(&server, 1);
     let mut request = request("summarise a.md");
     let first = send(&client, &request).await.0.unwrap();
-    let ContentBlock::ToolUse { id, .. } = &first.content[0] else { panic!("expected a tool call: {first:?}") };
-    request.messages.push(Message { role: Role::Assistant, content: first.content.clone() });
+    let ContentBlock::ToolUse { id, .. } = &first.content[0] else {
+        panic!("expected a tool call: {first:?}")
+    };
+    request.messages.push(Message {
+        role: Role::Assistant,
+        content: first.content.clone(),
+    });
     // The engine may put the user's follow-up text before the result, and
     // send it as two messages; the client must still lead with the result.
-    request.messages.push(Message { role: Role::User, content: vec![ContentBlock::Text { text: "be brief".to_owned() }] });
     request.messages.push(Message {
         role: Role::User,
-        content: vec![ContentBlock::ToolResult { tool_use_id: id.clone(), content: "# A".to_owned(), is_error: false }],
+        content: vec![ContentBlock::Text {
+            text: "be brief".to_owned(),
+        }],
+    });
+    request.messages.push(Message {
+        role: Role::User,
+        content: vec![ContentBlock::ToolResult {
+            tool_use_id: id.clone(),
+            content: "# A".to_owned(),
+            is_error: false,
+        }],
     });
     let second = send(&client, &request).await.0.unwrap();
-    assert_eq!(second.content, [ContentBlock::Text { text: "Done.".to_owned() }]);
+    assert_eq!(
+        second.content,
+        [ContentBlock::Text {
+            text: "Done.".to_owned()
+        }]
+    );
     let recorded = server.requests();
     assert_eq!(recorded[1].outcome, Outcome::Answered);
     let messages = recorded[1].body["messages"].as_array().unwrap().clone();
@@ -226,17 +326,39 @@ async fn tool_results_lead_the_next_user_message() {
 
 #[tokio::test]
 async fn an_unpaired_tool_call_is_rejected_and_not_retried() {
-    let server = script(json!([{"turns": [{"content": [{"text": "never"}]}, {"content": [{"text": "never"}]}]}])).await;
+    let server = script(
+        json!([{"turns": [{"content": [{"text": "never"}]}, {"content": [{"text": "never"}]}]}]),
+    )
+    .await;
     let mut request = request("hi");
     request.messages.push(Message {
         role: Role::Assistant,
-        content: vec![ContentBlock::ToolUse { id: "toolu_1".to_owned(), name: "read_file".to_owned(), input: json!({}) }],
+        content: vec![ContentBlock::ToolUse {
+            id: "toolu_1".to_owned(),
+            name: "read_file".to_owned(),
+            input: json!({}),
+        }],
     });
-    request.messages.push(Message { role: Role::User, content: vec![ContentBlock::Text { text: "go on".to_owned() }] });
+    request.messages.push(Message {
+        role: Role::User,
+        content: vec![ContentBlock::Text {
+            text: "go on".to_owned(),
+        }],
+    });
     let error = send(&client(&server, 3), &request).await.0.unwrap_err();
-    let ModelError::Api { status: 400, kind, message } = &error else { panic!("{error:?}") };
+    let ModelError::Api {
+        status: 400,
+        kind,
+        message,
+    } = &error
+    else {
+        panic!("{error:?}")
+    };
     assert_eq!(kind, "invalid_request_error");
-    assert!(message.contains("`tool_use` ids were found without `tool_result` blocks"), "{message}");
+    assert!(
+        message.contains("`tool_use` ids were found without `tool_result` blocks"),
+        "{message}"
+    );
     assert_eq!(server.requests().len(), 1);
 }
 
@@ -246,8 +368,16 @@ async fn rate_limit_waits_for_retry_after() {
     let started = Instant::now();
     let (result, events) = send(&client(&server, 3), &request("hi")).await;
     let elapsed = started.elapsed();
-    assert_eq!(result.unwrap().content, [ContentBlock::Text { text: "after the wait".to_owned() }]);
-    assert!(elapsed >= Duration::from_millis(1000), "retried after {elapsed:?}, before retry-after");
+    assert_eq!(
+        result.unwrap().content,
+        [ContentBlock::Text {
+            text: "after the wait".to_owned()
+        }]
+    );
+    assert!(
+        elapsed >= Duration::from_millis(1000),
+        "retried after {elapsed:?}, before retry-after"
+    );
     assert!(elapsed < Duration::from_millis(1800), "took {elapsed:?}");
     let retries = retries(&events);
     assert_eq!(retries.len(), 1);
@@ -260,14 +390,38 @@ async fn rate_limit_waits_for_retry_after() {
 #[tokio::test]
 async fn every_fault_is_survived_by_retrying() {
     let faults = [
-        ("overloaded 529", json!({"status": 529}), "(529): Overloaded"),
+        (
+            "overloaded 529",
+            json!({"status": 529}),
+            "(529): Overloaded",
+        ),
         ("server error 500", json!({"status": 500}), "500"),
-        ("retry-after-ms", json!({"status": 503, "retry_after_ms": 20}), "503"),
-        ("disconnect", json!({"disconnect_after_events": 3}), "connection lost"),
+        (
+            "retry-after-ms",
+            json!({"status": 503, "retry_after_ms": 20}),
+            "503",
+        ),
+        (
+            "disconnect",
+            json!({"disconnect_after_events": 3}),
+            "connection lost",
+        ),
         ("malformed", json!({"malformed": true}), "malformed"),
-        ("error event", json!({"error_event": "overloaded_error"}), "error event in the stream: Overloaded"),
-        ("internal failure event", json!({"error_event": "api_error"}), "(500): error event in the stream"),
-        ("hang", json!({"hang": true, "after_events": 1}), "sent nothing for 300 ms"),
+        (
+            "error event",
+            json!({"error_event": "overloaded_error"}),
+            "error event in the stream: Overloaded",
+        ),
+        (
+            "internal failure event",
+            json!({"error_event": "api_error"}),
+            "(500): error event in the stream",
+        ),
+        (
+            "hang",
+            json!({"hang": true, "after_events": 1}),
+            "sent nothing for 300 ms",
+        ),
     ];
     let conversations: Vec<_> = faults
         .iter()
@@ -281,12 +435,30 @@ async fn every_fault_is_survived_by_retrying() {
         let started = Instant::now();
         let (result, events) = send(&client, &request(name)).await;
         let response = result.unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(response.content, [ContentBlock::Text { text: format!("survived {name}") }], "{name}");
-        assert_eq!(text_deltas(&events).concat(), format!("survived {name}"), "{name}: text shown once");
+        assert_eq!(
+            response.content,
+            [ContentBlock::Text {
+                text: format!("survived {name}")
+            }],
+            "{name}"
+        );
+        assert_eq!(
+            text_deltas(&events).concat(),
+            format!("survived {name}"),
+            "{name}: text shown once"
+        );
         let retries = retries(&events);
         assert_eq!(retries.len(), 1, "{name}: {retries:?}");
-        assert!(retries[0].2.contains(reason), "{name}: {:?} should mention {reason:?}", retries[0].2);
-        assert!(started.elapsed() < Duration::from_secs(2), "{name} took {:?}", started.elapsed());
+        assert!(
+            retries[0].2.contains(reason),
+            "{name}: {:?} should mention {reason:?}",
+            retries[0].2
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{name} took {:?}",
+            started.elapsed()
+        );
     }
 }
 
@@ -305,15 +477,25 @@ async fn a_stream_broken_after_text_was_shown_is_replayed_without_duplicates() {
     assert_eq!(text_deltas(&events).concat(), "abcdefghijklmnopqr");
     let shown: Vec<String> = events
         .iter()
-        .filter_map(|e| match e {
-            StreamEvent::TextDelta(t) => Some(format!("text:{t}")),
-            StreamEvent::ToolUseStarted { name, .. } => Some(format!("tool:{name}")),
-            StreamEvent::Retrying { attempt, .. } => Some(format!("retry:{attempt}")),
+        .map(|e| match e {
+            StreamEvent::TextDelta(t) => format!("text:{t}"),
+            StreamEvent::ToolUseStarted { name, .. } => format!("tool:{name}"),
+            StreamEvent::Retrying { attempt, .. } => format!("retry:{attempt}"),
         })
         .collect();
     assert_eq!(
         shown,
-        ["text:abc", "text:def", "text:ghi", "retry:2", "text:jkl", "text:mno", "text:pqr", "tool:read_file", "retry:3"]
+        [
+            "text:abc",
+            "text:def",
+            "text:ghi",
+            "retry:2",
+            "text:jkl",
+            "text:mno",
+            "text:pqr",
+            "tool:read_file",
+            "retry:3"
+        ]
     );
 }
 
@@ -324,7 +506,9 @@ async fn exhausted_budget_reports_the_last_error() {
     .await;
     let (result, events) = send(&client(&server, 3), &request("hi")).await;
     let error = result.unwrap_err();
-    let ModelError::RetriesExhausted { attempts: 3, last } = &error else { panic!("{error:?}") };
+    let ModelError::RetriesExhausted { attempts: 3, last } = &error else {
+        panic!("{error:?}")
+    };
     assert!(last.contains("(500)"), "{last}");
     assert_eq!(
         error.to_string(),
@@ -338,28 +522,55 @@ async fn exhausted_budget_reports_the_last_error() {
 async fn a_hanging_stream_exhausts_the_budget_with_a_timeout() {
     let server = script(json!([{"turns": [{"content": [{"text": "x"}], "faults": [{"hang": true}, {"hang": true}]}]}])).await;
     let started = Instant::now();
-    let error = send(&client(&server, 2), &request("hi")).await.0.unwrap_err();
-    assert!(error.to_string().contains("the model sent nothing for 300 ms"), "{error}");
-    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+    let error = send(&client(&server, 2), &request("hi"))
+        .await
+        .0
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("the model sent nothing for 300 ms"),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn a_fatal_error_event_is_not_retried() {
     let server = script(json!([{"turns": [{"content": [{"text": "x"}], "faults": [{"error_event": "invalid_request_error"}]}]}])).await;
-    let error = send(&client(&server, 3), &request("hi")).await.0.unwrap_err();
-    let ModelError::Api { status: 400, kind, .. } = &error else { panic!("{error:?}") };
+    let error = send(&client(&server, 3), &request("hi"))
+        .await
+        .0
+        .unwrap_err();
+    let ModelError::Api {
+        status: 400, kind, ..
+    } = &error
+    else {
+        panic!("{error:?}")
+    };
     assert_eq!(kind, "invalid_request_error");
     assert_eq!(server.requests().len(), 1);
 }
 
 #[tokio::test]
 async fn a_rejected_key_says_so_without_printing_it() {
-    let mut script = Script::from_value(json!([{"turns": [{"content": [{"text": "x"}]}]}])).unwrap();
+    let mut script =
+        Script::from_value(json!([{"turns": [{"content": [{"text": "x"}]}]}])).unwrap();
     script.api_key = Some("the-right-key".to_owned());
     let server = MockModelServer::start(script).await.unwrap();
-    let error = send(&client(&server, 3), &request("hi")).await.0.unwrap_err();
+    let error = send(&client(&server, 3), &request("hi"))
+        .await
+        .0
+        .unwrap_err();
     let text = error.to_string();
-    assert_eq!(text, "model API rejected the request (401): the API key was rejected: invalid x-api-key");
+    assert_eq!(
+        text,
+        "model API rejected the request (401): the API key was rejected: invalid x-api-key"
+    );
     assert!(!text.contains(KEY));
     assert!(!format!("{:?}", config("http://x", 1)).contains(KEY));
     assert_eq!(server.requests().len(), 1);
@@ -368,7 +579,10 @@ async fn a_rejected_key_says_so_without_printing_it() {
 #[tokio::test]
 async fn an_empty_key_is_a_missing_key() {
     let error = AnthropicClient::new(AnthropicConfig::new("")).unwrap_err();
-    assert!(matches!(error, ModelError::MissingApiKey { .. }), "{error:?}");
+    assert!(
+        matches!(error, ModelError::MissingApiKey { .. }),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("ANTHROPIC_API_KEY"), "{error}");
 }
 
@@ -388,7 +602,10 @@ async fn no_response_headers_is_a_request_timeout() {
     let client = AnthropicClient::new(config).unwrap();
     let started = Instant::now();
     let error = send(&client, &request("hi")).await.0.unwrap_err();
-    assert!(error.to_string().contains("no response from http://"), "{error}");
+    assert!(
+        error.to_string().contains("no response from http://"),
+        "{error}"
+    );
     assert!(error.to_string().contains("within 200 ms"), "{error}");
     assert!(started.elapsed() < Duration::from_millis(1000));
     acceptor.abort();
@@ -401,8 +618,15 @@ async fn a_refused_connection_is_a_network_error() {
     drop(listener);
     let client = AnthropicClient::new(config(&format!("http://{address}"), 2)).unwrap();
     let error = send(&client, &request("hi")).await.0.unwrap_err();
-    let ModelError::RetriesExhausted { attempts: 2, last } = &error else { panic!("{error:?}") };
-    assert!(last.starts_with(&format!("cannot reach the model at http://{address}/v1/messages")), "{last}");
+    let ModelError::RetriesExhausted { attempts: 2, last } = &error else {
+        panic!("{error:?}")
+    };
+    assert!(
+        last.starts_with(&format!(
+            "cannot reach the model at http://{address}/v1/messages"
+        )),
+        "{last}"
+    );
 }
 
 #[tokio::test]
@@ -414,10 +638,10 @@ async fn cancel_mid_stream_returns_promptly() {
     let (first_delta_tx, first_delta_rx) = std::sync::mpsc::channel::<()>();
     let first_delta_tx = Mutex::new(Some(first_delta_tx));
     let sink = |event: StreamEvent| {
-        if matches!(event, StreamEvent::TextDelta(_)) {
-            if let Some(tx) = first_delta_tx.lock().unwrap().take() {
-                tx.send(()).unwrap();
-            }
+        if matches!(event, StreamEvent::TextDelta(_))
+            && let Some(tx) = first_delta_tx.lock().unwrap().take()
+        {
+            tx.send(()).unwrap();
         }
     };
     let canceller = async {
@@ -430,7 +654,10 @@ async fn cancel_mid_stream_returns_promptly() {
     let (result, cancelled_at) = tokio::join!(client.send(&request, &sink, &cancel), canceller);
     let latency = cancelled_at.elapsed();
     assert!(matches!(result, Err(ModelError::Cancelled)), "{result:?}");
-    assert!(latency < Duration::from_millis(100), "cancel took {latency:?}");
+    assert!(
+        latency < Duration::from_millis(100),
+        "cancel took {latency:?}"
+    );
 }
 
 #[tokio::test]
@@ -447,7 +674,11 @@ async fn cancel_during_backoff_returns_promptly() {
     let started = Instant::now();
     let result = client.send(&request, &sink, &cancel).await;
     assert!(matches!(result, Err(ModelError::Cancelled)), "{result:?}");
-    assert!(started.elapsed() < Duration::from_millis(500), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -462,7 +693,9 @@ async fn twenty_conversations_run_in_parallel() {
         let client = &client;
         async move {
             let (result, _) = send(client, &request(&format!("task {i}"))).await;
-            let ContentBlock::Text { text } = &result.unwrap().content[0] else { panic!("expected text") };
+            let ContentBlock::Text { text } = &result.unwrap().content[0] else {
+                panic!("expected text")
+            };
             text.clone()
         }
     });
@@ -481,9 +714,24 @@ async fn an_exhausted_script_is_recorded() {
     let server = script(json!([{"turns": [{"content": [{"text": "only turn"}]}]}])).await;
     let client = client(&server, 1);
     let mut request = request("hi");
-    request.messages.push(Message { role: Role::Assistant, content: vec![ContentBlock::Text { text: "only turn".to_owned() }] });
-    request.messages.push(Message { role: Role::User, content: vec![ContentBlock::Text { text: "more".to_owned() }] });
+    request.messages.push(Message {
+        role: Role::Assistant,
+        content: vec![ContentBlock::Text {
+            text: "only turn".to_owned(),
+        }],
+    });
+    request.messages.push(Message {
+        role: Role::User,
+        content: vec![ContentBlock::Text {
+            text: "more".to_owned(),
+        }],
+    });
     let response = send(&client, &request).await.0.unwrap();
-    assert_eq!(response.content, [ContentBlock::Text { text: "(script exhausted)".to_owned() }]);
+    assert_eq!(
+        response.content,
+        [ContentBlock::Text {
+            text: "(script exhausted)".to_owned()
+        }]
+    );
     assert_eq!(server.exhausted_requests().len(), 1);
 }

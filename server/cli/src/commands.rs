@@ -449,7 +449,7 @@ pub fn undo(apply_id: Option<&str>) -> anyhow::Result<i32> {
     let apply_id = apply_id.map(|id| ApplyId(id.to_owned()));
     let report = engine.undo(apply_id.as_ref())?;
     for file in &report.files {
-        eprintln!("  restored {file}");
+        eprintln!("  restored {}", file.path);
     }
     eprintln!("Undid {}: {} file(s) restored.", report.apply_id.0, report.files.len());
     Ok(EXIT_OK)
@@ -495,7 +495,7 @@ pub async fn doctor(folders: &[PathBuf]) -> anyhow::Result<i32> {
     match redline_core::store::default_store_path() {
         Ok(path) => match redline_core::store::Store::open(&path) {
             Ok(store) => {
-                report(true, "store", format!("{} (schema v{})", path.display(), store.schema_version()));
+                report(true, "store", format!("{} (schema v{})", path.display(), store.schema_version().unwrap_or(0)));
                 match store.audit_verify() {
                     Ok(verify) => report(true, "audit log", format!("{} entries, chain intact", verify.entries)),
                     Err(e) => report(false, "audit log", e.to_string()),

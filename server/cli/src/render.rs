@@ -92,6 +92,11 @@ pub fn hunk_view(change: &FileChange, hunk: &Hunk, style: Style) -> String {
             );
             return out;
         }
+        HunkKind::Mode => {
+            let mode = |m: Option<u32>| m.map_or("none".into(), |m| format!("{m:o}"));
+            let _ = writeln!(out, "{}", style.yellow(&format!("mode {} → {}", mode(change.old_mode), mode(change.new_mode))));
+            return out;
+        }
         HunkKind::Text => {}
     }
     let _ = writeln!(

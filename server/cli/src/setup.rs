@@ -23,7 +23,6 @@ pub enum Needs {
 
 pub struct Opened {
     pub engine: Engine,
-    pub store_path: PathBuf,
     pub sandbox_note: String,
 }
 
@@ -56,7 +55,7 @@ pub fn open_engine(folders: &[PathBuf], needs: Needs) -> anyhow::Result<Opened> 
         sandbox,
         global_instructions: redline_core::instructions::default_global_file(),
     })?;
-    Ok(Opened { engine, store_path, sandbox_note })
+    Ok(Opened { engine, sandbox_note })
 }
 
 /// The model client the config asks for; a missing key is a one-line error

@@ -427,13 +427,7 @@ impl Applier {
             };
             journal.run(manifest, ops, &mut self.steps())?;
         }
-        for created in original.created_dirs.iter().rev() {
-            // Directories the apply created go too, when nothing else is in them.
-            let _ = std::fs::remove_dir(created);
-        }
-        original.state = ApplyState::Undone;
-        original.undone_by = Some(undo_id.clone());
-        journal.write_manifest(&original)?;
+        finish_undo(&journal, &mut original, &undo_id)?;
         Ok(UndoReport {
             apply_id,
             undo_id,
@@ -473,9 +467,7 @@ impl Applier {
                     if let Some(target) = &manifest.undo_of {
                         let mut original = journal.read_manifest(target)?;
                         if original.undone_by.is_none() {
-                            original.state = ApplyState::Undone;
-                            original.undone_by = Some(id.clone());
-                            journal.write_manifest(&original)?;
+                            finish_undo(&journal, &mut original, &id)?;
                         }
                     }
                 }
@@ -510,6 +502,18 @@ impl Applier {
         });
         Ok(summaries)
     }
+}
+
+/// The bookkeeping after an undo's files are restored: directories the
+/// apply created go (when nothing else is in them), and the apply is
+/// marked undone. Also run by `recover` when a crash came in between.
+fn finish_undo(journal: &Journal<'_>, original: &mut Manifest, undo_id: &ApplyId) -> Result<()> {
+    for created in original.created_dirs.iter().rev() {
+        let _ = std::fs::remove_dir(created);
+    }
+    original.state = ApplyState::Undone;
+    original.undone_by = Some(undo_id.clone());
+    journal.write_manifest(original)
 }
 
 fn invert_file(file: &AppliedFile) -> AppliedFile {

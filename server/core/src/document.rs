@@ -551,6 +551,10 @@ fn rope_chunks(rope: &Rope, range: std::ops::Range<usize>) -> impl Iterator<Item
 }
 
 impl Source for Document {
+    fn len_bytes(&self) -> usize {
+        self.rope.len_bytes()
+    }
+
     fn chunks_in(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = &[u8]> {
         rope_chunks(&self.rope, range)
     }

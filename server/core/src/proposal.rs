@@ -496,12 +496,9 @@ impl FileChange {
         let base = before.as_deref().map(ContentHash::of);
         let old = before.map(FileContent::from_bytes);
         let new = after.map(FileContent::from_bytes);
-        // The id hashes the path the hunk is reviewed under (the old one for
-        // a deletion), so a deletion and a creation never share ids.
-        let id_path = match &kind {
-            ChangeKind::Delete => path.clone(),
-            _ => path.clone(),
-        };
+        // Ids hash the path the change is reviewed under (the new name of a
+        // rename), so the same edit keeps its id across re-staging.
+        let id_path = path.clone();
         let mut hunks = Vec::new();
         let pending = |id: HunkId, kind: HunkKind| Hunk {
             id,

@@ -451,8 +451,7 @@ pub(crate) fn syntax_errors_tree(tree: &Tree, source: &impl Source) -> Vec<Synta
     let mut cursor = tree.walk();
     while let Some(node) = stack.pop() {
         if node.is_error() {
-            let token = first_token_text(node, source);
-            errors.push(error_at(node, format!("unexpected `{token}`"), source));
+            errors.push(describe_error_node(node, source));
         } else if node.is_missing() {
             let what = if node.is_named() {
                 node.kind().replace('_', " ")
@@ -472,11 +471,72 @@ pub(crate) fn syntax_errors_tree(tree: &Tree, source: &impl Source) -> Vec<Synta
 fn error_at(node: Node<'_>, what: String, source: &impl Source) -> SyntaxError {
     let byte_range = node.byte_range();
     let start = source.line_col(byte_range.start);
-    let column = source.char_column(byte_range.start);
     SyntaxError {
-        message: format!("syntax error at {}:{}: {what}", start.line + 1, column + 1),
+        message: format!("syntax error at {}: {what}", human_position(byte_range.start, source)),
         byte_range,
         start,
+    }
+}
+
+/// `line:character`, both 1-based, for messages.
+fn human_position(byte: usize, source: &impl Source) -> String {
+    let line_col = source.line_col(byte);
+    format!("{}:{}", line_col.line + 1, source.char_column(byte) + 1)
+}
+
+/// An ERROR node that runs to the end of the text usually means a bracket
+/// was never closed, and tree-sitter wraps everything from the opener on: the
+/// useful report is the unclosed bracket, not the first token of the node.
+fn describe_error_node(node: Node<'_>, source: &impl Source) -> SyntaxError {
+    let runs_to_end = {
+        let end = node.end_byte();
+        let rest_len = source.len_bytes().saturating_sub(end);
+        rest_len < 4096 && source.slice_lossy(end..end + rest_len).trim().is_empty()
+    };
+    if runs_to_end && let Some((opener, closer)) = innermost_unclosed_bracket(node) {
+        return SyntaxError {
+            message: format!(
+                "syntax error at {}: `{}` is never closed, missing `{closer}` before the end of the file",
+                human_position(opener.start_byte(), source),
+                opener.kind(),
+            ),
+            byte_range: opener.byte_range(),
+            start: source.line_col(opener.start_byte()),
+        };
+    }
+    let token = first_token_text(node, source);
+    error_at(node, format!("unexpected `{token}`"), source)
+}
+
+/// The last bracket token under `node` left open at its end, with the
+/// closer it needs.
+fn innermost_unclosed_bracket(node: Node<'_>) -> Option<(Node<'_>, &'static str)> {
+    let mut open: Vec<(Node<'_>, &'static str)> = Vec::new();
+    // A cursor made from `node` never walks outside it.
+    let mut cursor = node.walk();
+    loop {
+        if cursor.goto_first_child() {
+            continue;
+        }
+        let leaf = cursor.node();
+        if !leaf.is_missing() {
+            match leaf.kind() {
+                "{" => open.push((leaf, "}")),
+                "(" => open.push((leaf, ")")),
+                "[" => open.push((leaf, "]")),
+                closer @ ("}" | ")" | "]") => {
+                    if open.last().is_some_and(|(_, expected)| *expected == closer) {
+                        open.pop();
+                    }
+                }
+                _ => {}
+            }
+        }
+        while !cursor.goto_next_sibling() {
+            if !cursor.goto_parent() {
+                return open.pop();
+            }
+        }
     }
 }
 

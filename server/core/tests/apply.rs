@@ -2,6 +2,9 @@
 //! changed since the proposal are never overwritten blindly, modes are
 //! kept, and undo restores exact bytes and modes.
 
+// Tests may unwrap: a failure is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 

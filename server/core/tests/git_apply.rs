@@ -3,6 +3,9 @@
 //! `git apply --check` must pass, and `git apply` must produce exactly the
 //! new bytes (and executable bits).
 
+// Tests may unwrap: a failure is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;

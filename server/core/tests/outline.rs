@@ -391,7 +391,34 @@ fn syntax_errors_report_a_missing_brace() {
         "fn main() {\n    let x = 1;\n",
         expect![[r#"
             [
-                "0..26 syntax error at 1:1: unexpected `fn`",
+                "10..11 syntax error at 1:11: `{` is never closed, missing `}` before the end of the file",
+            ]
+        "#]],
+    );
+    check_errors(
+        Language::Rust,
+        "fn a() {\n    if x {\n        y();\n}\n\nfn b() {}\n",
+        expect![[r#"
+            [
+                "7..8 syntax error at 1:8: `{` is never closed, missing `}` before the end of the file",
+            ]
+        "#]],
+    );
+    check_errors(
+        Language::Python,
+        "def f(x:\n    return x\n",
+        expect![[r#"
+            [
+                "0..8 syntax error at 1:1: unexpected `def`",
+            ]
+        "#]],
+    );
+    check_errors(
+        Language::TypeScript,
+        "function f() {\n  return [1, 2;\n}\n",
+        expect![[r#"
+            [
+                "29..29 syntax error at 2:15: missing `]`",
             ]
         "#]],
     );

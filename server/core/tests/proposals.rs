@@ -2,6 +2,9 @@
 //! content, rendering, and the in-memory property that applying any subset
 //! of hunks gives exactly old-with-those-hunks.
 
+// Tests may unwrap: a failure is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 
 use expect_test::{Expect, expect};

@@ -27,8 +27,8 @@ use axum::routing::post;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
-pub use script::{Conversation, Fault, Item, Script, ScriptUsage, ToolUse, Turn};
 use script::FaultKind;
+pub use script::{Conversation, Fault, Item, Script, ScriptUsage, ToolUse, Turn};
 use wire::Answer;
 
 /// The final text answered when a conversation has no turn left.
@@ -81,7 +81,9 @@ struct Shared {
 impl Shared {
     fn state(&self) -> MutexGuard<'_, MockState> {
         // A panicking test thread must not poison the mock for the others.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -105,9 +107,15 @@ impl MockModelServer {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
-        let address = listener.local_addr().context("cannot read the listening address")?;
+        let address = listener
+            .local_addr()
+            .context("cannot read the listening address")?;
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let shared = Arc::new(Shared { script, state: Mutex::new(MockState::default()), shutdown: shutdown_rx.clone() });
+        let shared = Arc::new(Shared {
+            script,
+            state: Mutex::new(MockState::default()),
+            shutdown: shutdown_rx.clone(),
+        });
         let app = Router::new()
             .route("/v1/messages", post(anthropic))
             .route("/v1/chat/completions", post(openai))
@@ -124,7 +132,12 @@ impl MockModelServer {
             // would notice the latter as refused connections.
             let _ = serve.await;
         });
-        Ok(MockModelServer { address, shared, shutdown, server })
+        Ok(MockModelServer {
+            address,
+            shared,
+            shutdown,
+            server,
+        })
     }
 
     /// `http://127.0.0.1:PORT` — the Anthropic base URL; OpenAI clients
@@ -145,7 +158,10 @@ impl MockModelServer {
     /// Requests answered with [`SCRIPT_EXHAUSTED_TEXT`]; a test asserts this
     /// is empty to prove the engine did not ask more than scripted.
     pub fn exhausted_requests(&self) -> Vec<RecordedRequest> {
-        self.requests().into_iter().filter(|r| r.outcome == Outcome::ScriptExhausted).collect()
+        self.requests()
+            .into_iter()
+            .filter(|r| r.outcome == Outcome::ScriptExhausted)
+            .collect()
     }
 
     /// Stops accepting connections and ends every open stream (hanging ones
@@ -169,7 +185,10 @@ enum Dialect {
 }
 
 async fn not_found(uri: Uri) -> Response {
-    let body = wire::anthropic_error("not_found_error", &format!("no mock route for {}", uri.path()));
+    let body = wire::anthropic_error(
+        "not_found_error",
+        &format!("no mock route for {}", uri.path()),
+    );
     (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
 }
 
@@ -178,10 +197,22 @@ async fn anthropic(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: 
 }
 
 async fn openai(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    handle(shared, Dialect::OpenAi, "/v1/chat/completions", headers, body)
+    handle(
+        shared,
+        Dialect::OpenAi,
+        "/v1/chat/completions",
+        headers,
+        body,
+    )
 }
 
-const SECRET_HEADERS: [&str; 5] = ["x-api-key", "authorization", "cookie", "proxy-authorization", "api-key"];
+const SECRET_HEADERS: [&str; 5] = [
+    "x-api-key",
+    "authorization",
+    "cookie",
+    "proxy-authorization",
+    "api-key",
+];
 
 fn record_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
     headers
@@ -208,10 +239,18 @@ fn error_response(dialect: Dialect, status: u16, kind: &str, message: &str) -> R
 }
 
 /// Checks credentials and shape like the real API; `Err` is the rejection.
-fn check_request(shared: &Shared, dialect: Dialect, headers: &HeaderMap, body: &Value) -> Result<(), (u16, String)> {
+fn check_request(
+    shared: &Shared,
+    dialect: Dialect,
+    headers: &HeaderMap,
+    body: &Value,
+) -> Result<(), (u16, String)> {
     if let Some(expected) = &shared.script.api_key {
         let presented = match dialect {
-            Dialect::Anthropic => headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_owned),
+            Dialect::Anthropic => headers
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
             Dialect::OpenAi => headers
                 .get("authorization")
                 .and_then(|v| v.to_str().ok())
@@ -243,10 +282,11 @@ fn check_request(shared: &Shared, dialect: Dialect, headers: &HeaderMap, body: &
 
 /// Picks the conversation for a first user message (see [`Conversation::match_text`]).
 fn choose_conversation(script: &Script, state: &mut MockState, first_user: &str) -> Option<usize> {
-    let matched = script
-        .conversations
-        .iter()
-        .position(|c| c.match_text.as_deref().is_some_and(|m| first_user.contains(m)));
+    let matched = script.conversations.iter().position(|c| {
+        c.match_text
+            .as_deref()
+            .is_some_and(|m| first_user.contains(m))
+    });
     if matched.is_some() {
         return matched;
     }
@@ -263,7 +303,13 @@ fn choose_conversation(script: &Script, state: &mut MockState, first_user: &str)
     Some(free)
 }
 
-fn handle(shared: Arc<Shared>, dialect: Dialect, path: &str, headers: HeaderMap, raw: Bytes) -> Response {
+fn handle(
+    shared: Arc<Shared>,
+    dialect: Dialect,
+    path: &str,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
     let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
     let mut record = RecordedRequest {
         path: path.to_owned(),
@@ -274,14 +320,19 @@ fn handle(shared: Arc<Shared>, dialect: Dialect, path: &str, headers: HeaderMap,
         outcome: Outcome::Answered,
     };
     if let Err((status, message)) = check_request(&shared, dialect, &headers, &body) {
-        record.outcome = Outcome::Rejected { status, message: message.clone() };
+        record.outcome = Outcome::Rejected {
+            status,
+            message: message.clone(),
+        };
         shared.state().requests.push(record);
         let kind = wire::error_kind_of_status(status);
         return error_response(dialect, status, kind, &message);
     }
 
     let streaming = body["stream"].as_bool().unwrap_or(false);
-    let include_usage = body["stream_options"]["include_usage"].as_bool().unwrap_or(false);
+    let include_usage = body["stream_options"]["include_usage"]
+        .as_bool()
+        .unwrap_or(false);
     let model = body["model"].as_str().unwrap_or("mock-model").to_owned();
     let first_user = wire::first_user_text(&body);
     let turn_index = record.turn;
@@ -304,7 +355,8 @@ fn handle(shared: Arc<Shared>, dialect: Dialect, path: &str, headers: HeaderMap,
     record.conversation = conversation;
 
     let exhausted_turn;
-    let turn = match conversation.and_then(|c| shared.script.conversations[c].turns.get(turn_index)) {
+    let turn = match conversation.and_then(|c| shared.script.conversations[c].turns.get(turn_index))
+    {
         Some(turn) => turn,
         None => {
             record.outcome = Outcome::ScriptExhausted;
@@ -330,14 +382,23 @@ fn handle(shared: Arc<Shared>, dialect: Dialect, path: &str, headers: HeaderMap,
         input_estimate: (raw.len() as u64 / 4).max(1),
     };
 
-    if let Some(FaultKind::Status { status, retry_after, retry_after_ms }) = &fault {
+    if let Some(FaultKind::Status {
+        status,
+        retry_after,
+        retry_after_ms,
+    }) = &fault
+    {
         let kind = wire::error_kind_of_status(*status);
         let mut response = error_response(dialect, *status, kind, &wire::error_message(kind));
         if let Some(secs) = retry_after {
-            response.headers_mut().insert("retry-after", HeaderValue::from(*secs));
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from(*secs));
         }
         if let Some(ms) = retry_after_ms {
-            response.headers_mut().insert("retry-after-ms", HeaderValue::from(*ms));
+            response
+                .headers_mut()
+                .insert("retry-after-ms", HeaderValue::from(*ms));
         }
         return response;
     }
@@ -359,19 +420,43 @@ fn handle(shared: Arc<Shared>, dialect: Dialect, path: &str, headers: HeaderMap,
     };
     let text = full.to_string();
     let plan = match &fault {
-        None => Plan { frames: vec![text], end: End::Clean },
+        None | Some(FaultKind::Status { .. }) => {
+            let mut response = Response::new(Body::from(text));
+            response
+                .headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            return response;
+        }
         Some(FaultKind::Disconnect { .. }) => {
             let half: String = text.chars().take(text.chars().count() / 2).collect();
-            Plan { frames: vec![half], end: End::Disconnect }
+            Plan {
+                frames: vec![half],
+                end: End::Disconnect,
+            }
         }
-        Some(FaultKind::Malformed { .. }) => Plan { frames: vec!["{\"id\": \"msg_mock\", \"content\": [".to_owned()], end: End::Clean },
+        Some(FaultKind::Malformed { .. }) => Plan {
+            frames: vec!["{\"id\": \"msg_mock\", \"content\": [".to_owned()],
+            end: End::Clean,
+        },
         Some(FaultKind::ErrorEvent { kind, .. }) => {
-            return error_response(dialect, wire::status_of_error_kind(kind), kind, &wire::error_message(kind));
+            return error_response(
+                dialect,
+                wire::status_of_error_kind(kind),
+                kind,
+                &wire::error_message(kind),
+            );
         }
-        Some(FaultKind::Hang { .. }) => Plan { frames: Vec::new(), end: End::Hang },
-        Some(FaultKind::Status { .. }) => Plan { frames: vec![text], end: End::Clean },
+        Some(FaultKind::Hang { .. }) => Plan {
+            frames: Vec::new(),
+            end: End::Hang,
+        },
     };
-    stream_response(plan, Duration::ZERO, shared.shutdown.clone(), "application/json")
+    stream_response(
+        plan,
+        Duration::ZERO,
+        shared.shutdown.clone(),
+        "application/json",
+    )
 }
 
 enum End {
@@ -390,29 +475,53 @@ struct Plan {
 /// The frames an attempt sends, with the fault applied.
 fn stream_plan(mut frames: Vec<String>, fault: Option<&FaultKind>, anthropic: bool) -> Plan {
     match fault {
-        None | Some(FaultKind::Status { .. }) => Plan { frames, end: End::Clean },
+        None | Some(FaultKind::Status { .. }) => Plan {
+            frames,
+            end: End::Clean,
+        },
         Some(FaultKind::Disconnect { after_events }) => {
             frames.truncate(*after_events);
-            Plan { frames, end: End::Disconnect }
+            Plan {
+                frames,
+                end: End::Disconnect,
+            }
         }
         Some(FaultKind::Malformed { after_events }) => {
             frames.truncate(*after_events);
             frames.push(wire::malformed_frame(anthropic));
-            Plan { frames, end: End::Clean }
+            Plan {
+                frames,
+                end: End::Clean,
+            }
         }
         Some(FaultKind::ErrorEvent { kind, after_events }) => {
             frames.truncate(*after_events);
-            frames.push(if anthropic { wire::anthropic_error_event(kind) } else { wire::openai_error_event(kind) });
-            Plan { frames, end: End::Clean }
+            frames.push(if anthropic {
+                wire::anthropic_error_event(kind)
+            } else {
+                wire::openai_error_event(kind)
+            });
+            Plan {
+                frames,
+                end: End::Clean,
+            }
         }
         Some(FaultKind::Hang { after_events }) => {
             frames.truncate(*after_events);
-            Plan { frames, end: End::Hang }
+            Plan {
+                frames,
+                end: End::Hang,
+            }
         }
     }
 }
 
-fn stream_response(plan: Plan, delay: Duration, mut shutdown: watch::Receiver<bool>, content_type: &'static str) -> Response {
+fn stream_response(
+    plan: Plan,
+    delay: Duration,
+    mut shutdown: watch::Receiver<bool>,
+    content_type: &'static str,
+) -> Response {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     tokio::spawn(async move {
         for (i, frame) in plan.frames.into_iter().enumerate() {
@@ -433,7 +542,12 @@ fn stream_response(plan: Plan, delay: Duration, mut shutdown: watch::Receiver<bo
                 // let it flush the frames first (it does so as soon as the
                 // body stream is pending), so the client really sees them.
                 tokio::time::sleep(Duration::from_millis(20)).await;
-                let _ = tx.send(Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "mock disconnect"))).await;
+                let _ = tx
+                    .send(Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "mock disconnect",
+                    )))
+                    .await;
             }
             End::Hang => {
                 tokio::select! {
@@ -443,7 +557,9 @@ fn stream_response(plan: Plan, delay: Duration, mut shutdown: watch::Receiver<bo
             }
         }
     });
-    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
     let mut response = Response::new(Body::from_stream(stream));
     let headers = response.headers_mut();
     headers.insert("content-type", HeaderValue::from_static(content_type));

@@ -131,11 +131,24 @@ pub struct Fault {
 /// A validated [`Fault`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum FaultKind {
-    Status { status: u16, retry_after: Option<u64>, retry_after_ms: Option<u64> },
-    Disconnect { after_events: usize },
-    Malformed { after_events: usize },
-    ErrorEvent { kind: String, after_events: usize },
-    Hang { after_events: usize },
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+        retry_after_ms: Option<u64>,
+    },
+    Disconnect {
+        after_events: usize,
+    },
+    Malformed {
+        after_events: usize,
+    },
+    ErrorEvent {
+        kind: String,
+        after_events: usize,
+    },
+    Hang {
+        after_events: usize,
+    },
 }
 
 impl Fault {
@@ -155,17 +168,26 @@ impl Fault {
             kinds.push(FaultKind::Disconnect { after_events });
         }
         if self.malformed == Some(true) {
-            kinds.push(FaultKind::Malformed { after_events: self.after_events.unwrap_or(2) });
+            kinds.push(FaultKind::Malformed {
+                after_events: self.after_events.unwrap_or(2),
+            });
         }
         if let Some(kind) = &self.error_event {
-            kinds.push(FaultKind::ErrorEvent { kind: kind.clone(), after_events: self.after_events.unwrap_or(2) });
+            kinds.push(FaultKind::ErrorEvent {
+                kind: kind.clone(),
+                after_events: self.after_events.unwrap_or(2),
+            });
         }
         if self.hang == Some(true) {
-            kinds.push(FaultKind::Hang { after_events: self.after_events.unwrap_or(0) });
+            kinds.push(FaultKind::Hang {
+                after_events: self.after_events.unwrap_or(0),
+            });
         }
         match kinds.len() {
             1 => Ok(kinds.remove(0)),
-            0 => bail!("sets no fault (status, disconnect_after_events, malformed, error_event or hang)"),
+            0 => bail!(
+                "sets no fault (status, disconnect_after_events, malformed, error_event or hang)"
+            ),
             _ => bail!("sets more than one fault; use one fault entry per attempt"),
         }
     }
@@ -185,7 +207,8 @@ impl Script {
             Value::Array(conversations) => serde_json::json!({ "conversations": conversations }),
             other => other,
         };
-        let script: Script = serde_json::from_value(value).context("script does not match the script format")?;
+        let script: Script =
+            serde_json::from_value(value).context("script does not match the script format")?;
         script.validate()?;
         Ok(script)
     }
@@ -198,8 +221,12 @@ impl Script {
 
     /// Loads a `.toml` file as TOML and anything else as JSON.
     pub fn load(path: &Path) -> anyhow::Result<Script> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read script {}", path.display()))?;
-        let script = if path.extension().is_some_and(|ext| ext.eq_ignore_ascii_case("toml")) {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read script {}", path.display()))?;
+        let script = if path
+            .extension()
+            .is_some_and(|ext| ext.eq_ignore_ascii_case("toml"))
+        {
             Script::from_toml_str(&text)
         } else {
             Script::from_json_str(&text)
@@ -209,7 +236,13 @@ impl Script {
 
     /// A script of one conversation answering every first message.
     pub fn single(turns: Vec<Turn>) -> Script {
-        Script { conversations: vec![Conversation { match_text: None, turns }], api_key: None }
+        Script {
+            conversations: vec![Conversation {
+                match_text: None,
+                turns,
+            }],
+            api_key: None,
+        }
     }
 
     /// Checks every fault names exactly one failure.
@@ -220,7 +253,9 @@ impl Script {
                     bail!("conversation {c}, turn {t}: chunk_size must be at least 1");
                 }
                 for (f, fault) in turn.faults.iter().enumerate() {
-                    fault.kind().with_context(|| format!("conversation {c}, turn {t}, fault {f}"))?;
+                    fault
+                        .kind()
+                        .with_context(|| format!("conversation {c}, turn {t}, fault {f}"))?;
                 }
             }
         }
@@ -231,12 +266,22 @@ impl Script {
 impl Turn {
     /// A turn answering with one text.
     pub fn text(text: impl Into<String>) -> Turn {
-        Turn { content: vec![Item::Text(text.into())], ..Turn::default() }
+        Turn {
+            content: vec![Item::Text(text.into())],
+            ..Turn::default()
+        }
     }
 
     /// A turn calling one tool.
     pub fn tool_use(name: impl Into<String>, input: Value) -> Turn {
-        Turn { content: vec![Item::ToolUse(ToolUse { name: name.into(), input, id: None })], ..Turn::default() }
+        Turn {
+            content: vec![Item::ToolUse(ToolUse {
+                name: name.into(),
+                input,
+                id: None,
+            })],
+            ..Turn::default()
+        }
     }
 }
 
@@ -279,10 +324,25 @@ mod tests {
             let err = format!("{:#}", Script::from_json_str(json).unwrap_err());
             assert!(err.contains(expect), "{err}");
         }
-        check(r#"[{"turns": [{"faults": [{}]}]}]"#, "conversation 0, turn 0, fault 0: sets no fault");
-        check(r#"[{"turns": [{"faults": [{"status": 500, "hang": true}]}]}]"#, "more than one fault");
-        check(r#"[{"turns": [{"faults": [{"status": 200}]}]}]"#, "not an error status");
-        check(r#"[{"turns": [{"contents": []}]}]"#, "unknown field `contents`");
-        check(r#"[{"turns": [{"chunk_size": 0}]}]"#, "chunk_size must be at least 1");
+        check(
+            r#"[{"turns": [{"faults": [{}]}]}]"#,
+            "conversation 0, turn 0, fault 0: sets no fault",
+        );
+        check(
+            r#"[{"turns": [{"faults": [{"status": 500, "hang": true}]}]}]"#,
+            "more than one fault",
+        );
+        check(
+            r#"[{"turns": [{"faults": [{"status": 200}]}]}]"#,
+            "not an error status",
+        );
+        check(
+            r#"[{"turns": [{"contents": []}]}]"#,
+            "unknown field `contents`",
+        );
+        check(
+            r#"[{"turns": [{"chunk_size": 0}]}]"#,
+            "chunk_size must be at least 1",
+        );
     }
 }

@@ -29,13 +29,20 @@ impl Answer<'_> {
     fn tool_id(&self, prefix: &str, position: usize, given: Option<&String>) -> String {
         match given {
             Some(id) => id.clone(),
-            None => format!("{prefix}_mock_{}_{}_{position}", self.conversation, self.turn_index),
+            None => format!(
+                "{prefix}_mock_{}_{}_{position}",
+                self.conversation, self.turn_index
+            ),
         }
     }
 
     fn stop_reason(&self) -> String {
         self.turn.stop_reason.clone().unwrap_or_else(|| {
-            let calls_tool = self.turn.content.iter().any(|item| matches!(item, Item::ToolUse(_)));
+            let calls_tool = self
+                .turn
+                .content
+                .iter()
+                .any(|item| matches!(item, Item::ToolUse(_)));
             if calls_tool { "tool_use" } else { "end_turn" }.to_owned()
         })
     }
@@ -53,7 +60,9 @@ impl Answer<'_> {
             .sum();
         ResolvedUsage {
             input: scripted.input_tokens.unwrap_or(self.input_estimate),
-            output: scripted.output_tokens.unwrap_or(content_chars as u64 / 4 + 1),
+            output: scripted
+                .output_tokens
+                .unwrap_or(content_chars as u64 / 4 + 1),
             cache_read: scripted.cache_read_input_tokens.unwrap_or(0),
             cache_creation: scripted.cache_creation_input_tokens.unwrap_or(0),
         }
@@ -70,7 +79,10 @@ pub(crate) fn chunk(text: &str, size: Option<usize>) -> Vec<String> {
         return vec![text.to_owned()];
     };
     let chars: Vec<char> = text.chars().collect();
-    chars.chunks(size).map(|piece| piece.iter().collect()).collect()
+    chars
+        .chunks(size)
+        .map(|piece| piece.iter().collect())
+        .collect()
 }
 
 pub(crate) fn sse(event: Option<&str>, data: &Value) -> String {
@@ -153,7 +165,10 @@ pub(crate) fn anthropic_frames(answer: &Answer<'_>) -> Vec<String> {
                 }
             }
         }
-        frames.push(sse(Some("content_block_stop"), &json!({"type": "content_block_stop", "index": index})));
+        frames.push(sse(
+            Some("content_block_stop"),
+            &json!({"type": "content_block_stop", "index": index}),
+        ));
     }
     frames.push(sse(
         Some("message_delta"),
@@ -173,8 +188,10 @@ pub(crate) fn anthropic_message(answer: &Answer<'_>) -> Value {
         .enumerate()
         .map(|(index, item)| match item {
             Item::Text(text) => json!({"type": "text", "text": text}),
-            Item::ToolUse(tool) => json!({"type": "tool_use", "id": answer.tool_id("toolu", index, tool.id.as_ref()),
-                                          "name": tool.name, "input": tool.input}),
+            Item::ToolUse(tool) => {
+                json!({"type": "tool_use", "id": answer.tool_id("toolu", index, tool.id.as_ref()),
+                                          "name": tool.name, "input": tool.input})
+            }
         })
         .collect();
     json!({
@@ -230,7 +247,9 @@ pub(crate) fn status_of_error_kind(kind: &str) -> u16 {
 pub(crate) fn error_message(kind: &str) -> String {
     match kind {
         "overloaded_error" => "Overloaded".to_owned(),
-        "rate_limit_error" => "Number of request tokens has exceeded your per-minute rate limit (mock)".to_owned(),
+        "rate_limit_error" => {
+            "Number of request tokens has exceeded your per-minute rate limit (mock)".to_owned()
+        }
         "api_error" => "Internal server error (mock)".to_owned(),
         "authentication_error" => "invalid x-api-key".to_owned(),
         other => format!("{other} (mock)"),
@@ -262,7 +281,9 @@ fn content_text(content: &Value) -> String {
 }
 
 pub(crate) fn assistant_count(body: &Value) -> usize {
-    body["messages"].as_array().map_or(0, |messages| messages.iter().filter(|m| m["role"] == "assistant").count())
+    body["messages"].as_array().map_or(0, |messages| {
+        messages.iter().filter(|m| m["role"] == "assistant").count()
+    })
 }
 
 fn blocks(content: &Value) -> Vec<&Value> {
@@ -273,7 +294,11 @@ fn blocks(content: &Value) -> Vec<&Value> {
 }
 
 fn ids_of<'a>(blocks: &[&'a Value], kind: &str, field: &str) -> Vec<&'a str> {
-    blocks.iter().filter(|b| b["type"] == kind).filter_map(|b| b[field].as_str()).collect()
+    blocks
+        .iter()
+        .filter(|b| b["type"] == kind)
+        .filter_map(|b| b[field].as_str())
+        .collect()
 }
 
 /// The checks the Messages API makes that catch engine bugs, with messages
@@ -297,40 +322,58 @@ pub(crate) fn validate_anthropic(body: &Value) -> Result<(), String> {
     if let Some(tools) = body["tools"].as_array() {
         for (i, tool) in tools.iter().enumerate() {
             if !tool["name"].is_string() || !tool["input_schema"].is_object() {
-                return Err(format!("tools.{i}: a tool needs a name and an input_schema object"));
+                return Err(format!(
+                    "tools.{i}: a tool needs a name and an input_schema object"
+                ));
             }
         }
     }
     for (i, message) in messages.iter().enumerate() {
         let role = message["role"].as_str().unwrap_or_default();
         if role != "user" && role != "assistant" {
-            return Err(format!("messages.{i}.role: Input should be 'user' or 'assistant'"));
+            return Err(format!(
+                "messages.{i}.role: Input should be 'user' or 'assistant'"
+            ));
         }
         let content = &message["content"];
         if content.as_str().is_some_and(str::is_empty) {
-            return Err(format!("messages.{i}: all messages must have non-empty content"));
+            return Err(format!(
+                "messages.{i}: all messages must have non-empty content"
+            ));
         }
         let blocks = blocks(content);
         if content.is_array() && blocks.is_empty() {
-            return Err(format!("messages.{i}: all messages must have non-empty content"));
+            return Err(format!(
+                "messages.{i}: all messages must have non-empty content"
+            ));
         }
         for (j, block) in blocks.iter().enumerate() {
             if block["type"] == "text" && block["text"].as_str().is_none_or(str::is_empty) {
-                return Err(format!("messages.{i}.content.{j}.text: text content blocks must be non-empty"));
+                return Err(format!(
+                    "messages.{i}.content.{j}.text: text content blocks must be non-empty"
+                ));
             }
         }
         let results = ids_of(&blocks, "tool_result", "tool_use_id");
         if role == "assistant" && !results.is_empty() {
-            return Err(format!("messages.{i}: tool_result blocks are only allowed in user messages"));
+            return Err(format!(
+                "messages.{i}: tool_result blocks are only allowed in user messages"
+            ));
         }
         if role == "user" && !results.is_empty() {
             let previous_uses: BTreeSet<&str> = match i.checked_sub(1).map(|p| &messages[p]) {
                 Some(previous) if previous["role"] == "assistant" => {
-                    ids_of(&blocks_of(previous), "tool_use", "id").into_iter().collect()
+                    ids_of(&blocks_of(previous), "tool_use", "id")
+                        .into_iter()
+                        .collect()
                 }
                 _ => BTreeSet::new(),
             };
-            let unexpected: Vec<&str> = results.iter().copied().filter(|id| !previous_uses.contains(id)).collect();
+            let unexpected: Vec<&str> = results
+                .iter()
+                .copied()
+                .filter(|id| !previous_uses.contains(id))
+                .collect();
             if !unexpected.is_empty() {
                 return Err(format!(
                     "messages.{i}.content.0: unexpected `tool_use_id` found in `tool_result` blocks: {}. \
@@ -353,7 +396,11 @@ pub(crate) fn validate_anthropic(body: &Value) -> Result<(), String> {
                     .collect(),
                 _ => BTreeSet::new(),
             };
-            let missing: Vec<&str> = uses.iter().copied().filter(|id| !leading_results.contains(id)).collect();
+            let missing: Vec<&str> = uses
+                .iter()
+                .copied()
+                .filter(|id| !leading_results.contains(id))
+                .collect();
             if !missing.is_empty() {
                 return Err(format!(
                     "messages.{}: `tool_use` ids were found without `tool_result` blocks immediately after: {}. \
@@ -395,7 +442,10 @@ fn openai_usage(usage: &ResolvedUsage) -> Value {
 }
 
 pub(crate) fn openai_frames(answer: &Answer<'_>, include_usage: bool) -> Vec<String> {
-    let id = format!("chatcmpl-mock-{}-{}", answer.conversation, answer.turn_index);
+    let id = format!(
+        "chatcmpl-mock-{}-{}",
+        answer.conversation, answer.turn_index
+    );
     let chunk = |delta: Value, finish: Value| {
         sse(
             None,
@@ -403,7 +453,10 @@ pub(crate) fn openai_frames(answer: &Answer<'_>, include_usage: bool) -> Vec<Str
                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}),
         )
     };
-    let mut frames = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    let mut frames = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
     let mut call_index = 0;
     for (position, item) in answer.turn.content.iter().enumerate() {
         match item {
@@ -429,7 +482,10 @@ pub(crate) fn openai_frames(answer: &Answer<'_>, include_usage: bool) -> Vec<Str
             }
         }
     }
-    frames.push(chunk(json!({}), Value::String(openai_finish_reason(&answer.stop_reason()))));
+    frames.push(chunk(
+        json!({}),
+        Value::String(openai_finish_reason(&answer.stop_reason())),
+    ));
     if include_usage {
         frames.push(sse(
             None,
@@ -570,7 +626,10 @@ mod tests {
             json!([{"role": "user", "content": "hi"}, tool_use, {"role": "user", "content": [result("a"), result("b")]}]),
             "messages.2.content.0: unexpected `tool_use_id` found in `tool_result` blocks: b.",
         );
-        check_anthropic(json!([{"role": "assistant", "content": "hi"}]), "messages.0.role");
+        check_anthropic(
+            json!([{"role": "assistant", "content": "hi"}]),
+            "messages.0.role",
+        );
         check_anthropic(
             json!([{"role": "user", "content": [{"type": "text", "text": ""}]}]),
             "messages.0.content.0.text: text content blocks must be non-empty",
@@ -588,8 +647,17 @@ mod tests {
         }
         let call = json!({"role": "assistant", "content": null, "tool_calls": [
             {"id": "c1", "type": "function", "function": {"name": "n", "arguments": "{}"}}]});
-        check(json!([{"role": "user", "content": "hi"}, call, {"role": "tool", "tool_call_id": "c1", "content": "r"}]), "ok");
-        check(json!([{"role": "user", "content": "hi"}, call, {"role": "user", "content": "r"}]), "An assistant message with 'tool_calls'");
-        check(json!([{"role": "user", "content": "hi"}, {"role": "tool", "tool_call_id": "c1", "content": "r"}]), "Invalid parameter");
+        check(
+            json!([{"role": "user", "content": "hi"}, call, {"role": "tool", "tool_call_id": "c1", "content": "r"}]),
+            "ok",
+        );
+        check(
+            json!([{"role": "user", "content": "hi"}, call, {"role": "user", "content": "r"}]),
+            "An assistant message with 'tool_calls'",
+        );
+        check(
+            json!([{"role": "user", "content": "hi"}, {"role": "tool", "tool_call_id": "c1", "content": "r"}]),
+            "Invalid parameter",
+        );
     }
 }

@@ -70,11 +70,17 @@ fn is_opaque(path: &Path) -> bool {
 fn set_opaque(path: &Path) -> Result<()> {
     let c_path = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| SandboxError::NulByte(path.display().to_string()))?;
-    let c_name = CString::new(OPAQUE_XATTR).map_err(|_| SandboxError::NulByte(OPAQUE_XATTR.into()))?;
+    let c_name =
+        CString::new(OPAQUE_XATTR).map_err(|_| SandboxError::NulByte(OPAQUE_XATTR.into()))?;
     // SAFETY: valid NUL-terminated strings and a 1-byte value.
-    let rc = unsafe { libc::lsetxattr(c_path.as_ptr(), c_name.as_ptr(), c"y".as_ptr().cast(), 1, 0) };
+    let rc =
+        unsafe { libc::lsetxattr(c_path.as_ptr(), c_name.as_ptr(), c"y".as_ptr().cast(), 1, 0) };
     if rc != 0 {
-        return Err(SandboxError::io("mark opaque", path, io::Error::last_os_error()));
+        return Err(SandboxError::io(
+            "mark opaque",
+            path,
+            io::Error::last_os_error(),
+        ));
     }
     Ok(())
 }
@@ -86,7 +92,11 @@ fn make_whiteout(path: &Path) -> Result<()> {
     // which the kernel lets unprivileged users create.
     let rc = unsafe { libc::mknod(c_path.as_ptr(), libc::S_IFCHR, 0) };
     if rc != 0 {
-        return Err(SandboxError::io("create whiteout", path, io::Error::last_os_error()));
+        return Err(SandboxError::io(
+            "create whiteout",
+            path,
+            io::Error::last_os_error(),
+        ));
     }
     Ok(())
 }
@@ -123,8 +133,12 @@ pub(crate) fn materialize(layer: &Layer<'_>, entry: &StagedEntry) -> Result<()> 
                 if existing.is_some() {
                     remove_any(&upper)?;
                 }
-                let mode = lower_meta.as_ref().filter(|m| m.is_dir()).map_or(0o755, mode_bits);
-                fs::create_dir(&upper).map_err(|e| SandboxError::io("create directory", &upper, e))?;
+                let mode = lower_meta
+                    .as_ref()
+                    .filter(|m| m.is_dir())
+                    .map_or(0o755, mode_bits);
+                fs::create_dir(&upper)
+                    .map_err(|e| SandboxError::io("create directory", &upper, e))?;
                 fs::set_permissions(&upper, fs::Permissions::from_mode(mode))
                     .map_err(|e| SandboxError::io("set permissions of", &upper, e))?;
                 // A directory that replaces a deletion or a non-directory
@@ -176,7 +190,14 @@ fn child_rel(parent: Option<&RelPath>, name: &str) -> Option<RelPath> {
 }
 
 fn change(root: usize, path: RelPath, kind: ChangeKind) -> SandboxChange {
-    SandboxChange { root, path, kind, content: None, mode: None, symlink_target: None }
+    SandboxChange {
+        root,
+        path,
+        kind,
+        content: None,
+        mode: None,
+        symlink_target: None,
+    }
 }
 
 fn walk(
@@ -187,7 +208,8 @@ fn walk(
     opaque: bool,
     out: &mut Vec<SandboxChange>,
 ) -> Result<()> {
-    let entries = fs::read_dir(upper_dir).map_err(|e| SandboxError::io("read directory", upper_dir, e))?;
+    let entries =
+        fs::read_dir(upper_dir).map_err(|e| SandboxError::io("read directory", upper_dir, e))?;
     let mut names = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| SandboxError::io("read directory", upper_dir, e))?;
@@ -214,11 +236,15 @@ fn walk(
             tracing::warn!(dir = %upper_dir.display(), "skipping a file whose name is not UTF-8");
             continue;
         };
-        let Some(path) = child_rel(rel, text) else { continue };
+        let Some(path) = child_rel(rel, text) else {
+            continue;
+        };
         let upper = upper_dir.join(&name);
         let lower = lower_dir.map(|d| d.join(&name));
         let lower_meta = lower.as_deref().and_then(lstat);
-        let Some(upper_meta) = lstat(&upper) else { continue };
+        let Some(upper_meta) = lstat(&upper) else {
+            continue;
+        };
         let file_type = upper_meta.file_type();
         if is_whiteout(&upper_meta) {
             if let (Some(lower), Some(_)) = (&lower, &lower_meta) {
@@ -252,10 +278,17 @@ fn walk(
                 (_, Some(_)) => ChangeKind::Modified,
                 _ => ChangeKind::Created,
             };
-            out.push(SandboxChange { content: Some(content), mode: Some(mode), ..change(layer.root, path, kind) });
+            out.push(SandboxChange {
+                content: Some(content),
+                mode: Some(mode),
+                ..change(layer.root, path, kind)
+            });
         } else if file_type.is_symlink() {
-            let target = fs::read_link(&upper).map_err(|e| SandboxError::io("read link", &upper, e))?;
-            let Some(target) = target.to_str().map(str::to_owned) else { continue };
+            let target =
+                fs::read_link(&upper).map_err(|e| SandboxError::io("read link", &upper, e))?;
+            let Some(target) = target.to_str().map(str::to_owned) else {
+                continue;
+            };
             let kind = match (&lower, &lower_meta) {
                 (Some(lower), Some(meta)) if meta.file_type().is_symlink() => {
                     if fs::read_link(lower).is_ok_and(|old| old.as_os_str() == target.as_str()) {
@@ -270,7 +303,10 @@ fn walk(
                 (_, Some(_)) => ChangeKind::Modified,
                 _ => ChangeKind::Created,
             };
-            out.push(SandboxChange { symlink_target: Some(target), ..change(layer.root, path, kind) });
+            out.push(SandboxChange {
+                symlink_target: Some(target),
+                ..change(layer.root, path, kind)
+            });
         } else {
             tracing::debug!(path = %upper.display(), "ignoring a special file in the staging layer");
         }
@@ -286,7 +322,9 @@ fn deleted_all(root: usize, lower: &Path, path: RelPath, out: &mut Vec<SandboxCh
         out.push(change(root, path, ChangeKind::Deleted));
         return;
     }
-    let Ok(entries) = fs::read_dir(lower) else { return };
+    let Ok(entries) = fs::read_dir(lower) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(text) = name.to_str() else { continue };
@@ -302,7 +340,9 @@ pub(crate) fn usage(dir: &Path, limit_bytes: u64) -> u64 {
     let mut total = 0u64;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(current) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&current) else { continue };
+        let Ok(entries) = fs::read_dir(&current) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let Ok(meta) = entry.metadata() else { continue };
             // Every entry costs an inode and a directory slot.

@@ -67,8 +67,16 @@ pub enum SandboxError {
 pub type Result<T> = std::result::Result<T, SandboxError>;
 
 impl SandboxError {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        SandboxError::Io { action, path: path.into(), source }
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        SandboxError::Io {
+            action,
+            path: path.into(),
+            source,
+        }
     }
 }
 
@@ -340,6 +348,12 @@ pub fn open(config: &SandboxConfig) -> Result<Box<dyn Sandbox>> {
             return Ok(Box::new(NamespacesSandbox::new(config.staging_dir.clone())));
         }
     }
-    let reasons: Vec<String> = probes.iter().map(|p| format!("{}: {}", p.name, p.reason)).collect();
-    Err(SandboxError::Unavailable { backend: "any".to_owned(), reason: reasons.join("; ") })
+    let reasons: Vec<String> = probes
+        .iter()
+        .map(|p| format!("{}: {}", p.name, p.reason))
+        .collect();
+    Err(SandboxError::Unavailable {
+        backend: "any".to_owned(),
+        reason: reasons.join("; "),
+    })
 }

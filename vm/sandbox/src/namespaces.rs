@@ -7,7 +7,6 @@
 //! <staging>/upper/<i>   overlay upper layer of folder i (the proposal's changes)
 //! <staging>/work/<i>    overlayfs work dir
 //! <staging>/lower/<i>   symlink to folder i (keeps mount options free of `,` and `:`)
-//! <staging>/etc         the sandbox's synthetic /etc
 //! <staging>/root        mount point of the sandbox's root tmpfs
 //! ```
 //!
@@ -79,8 +78,8 @@ use libc::c_ulong;
 
 use crate::changes::{self, Layer};
 use crate::{
-    BackendProbe, CancelFlag, CommandOutcome, CommandSpec, OutputStream, Result, Sandbox, SandboxChange,
-    SandboxError, SandboxRoot, SandboxSession, SessionRequest, StagedEntry,
+    BackendProbe, CancelFlag, CommandOutcome, CommandSpec, OutputStream, Result, Sandbox,
+    SandboxChange, SandboxError, SandboxRoot, SandboxSession, SessionRequest, StagedEntry,
 };
 
 mod child;
@@ -94,24 +93,74 @@ const HOSTNAME: &str = "redline-sandbox";
 const PATH_VAR: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// Environment variables copied from the host when set; everything else
 /// (API keys, tokens, SSH agent sockets) stays out.
-const HOST_ENV_ALLOWLIST: &[&str] = &["LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TERM", "TZ", "COLORTERM", "NO_COLOR"];
+const HOST_ENV_ALLOWLIST: &[&str] = &[
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "TERM",
+    "TZ",
+    "COLORTERM",
+    "NO_COLOR",
+];
 /// Parts of an environment variable name that mark it as a secret.
-const SECRET_MARKERS: &[&str] = &["API_KEY", "APIKEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "PRIVATE_KEY"];
+const SECRET_MARKERS: &[&str] = &[
+    "API_KEY",
+    "APIKEY",
+    "TOKEN",
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "CREDENTIAL",
+    "PRIVATE_KEY",
+];
 /// /proc entries that leak host information; covered with /dev/null or an
 /// empty read-only tmpfs.
 const PROC_MASKED: &[&str] = &[
-    "kcore", "keys", "key-users", "timer_list", "sched_debug", "latency_stats", "kallsyms", "kmsg",
-    "sysrq-trigger", "acpi", "scsi", "asound", "firmware",
+    "kcore",
+    "keys",
+    "key-users",
+    "timer_list",
+    "sched_debug",
+    "latency_stats",
+    "kallsyms",
+    "kmsg",
+    "sysrq-trigger",
+    "acpi",
+    "scsi",
+    "asound",
+    "firmware",
 ];
-/// Host files copied into the synthetic /etc when present (public system
-/// configuration that programs read at start-up).
+/// Host files shown read-only in the synthetic /etc when present (public
+/// system configuration that programs read at start-up).
 const ETC_COPIED: &[&str] = &[
-    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "os-release", "debian_version",
-    "mime.types", "protocols", "services", "gai.conf", "host.conf", "ssl/openssl.cnf", "bash.bashrc",
-    "profile", "inputrc", "magic",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "timezone",
+    "os-release",
+    "debian_version",
+    "mime.types",
+    "protocols",
+    "services",
+    "gai.conf",
+    "host.conf",
+    "ssl/openssl.cnf",
+    "bash.bashrc",
+    "profile",
+    "inputrc",
+    "magic",
 ];
 /// Host directories bound read-only into the synthetic /etc.
-const ETC_BOUND: &[&str] = &["ssl/certs", "alternatives", "ca-certificates", "python3", "python3.11", "perl"];
+const ETC_BOUND: &[&str] = &[
+    "ssl/certs",
+    "alternatives",
+    "ca-certificates",
+    "python3",
+    "python3.11",
+    "perl",
+];
 
 /// The default Linux backend.
 #[derive(Clone, Debug, Default)]
@@ -158,10 +207,24 @@ enum TopLevel {
     Symlink(String, PathBuf),
 }
 
+/// A host entry of /etc shown in the synthetic one.
+#[derive(Clone, Debug)]
+enum EtcEntry {
+    /// A world-readable file or a directory, bound read-only.
+    Bind {
+        name: String,
+        is_dir: bool,
+    },
+    Symlink {
+        name: String,
+        target: PathBuf,
+    },
+}
+
 #[derive(Clone, Debug)]
 struct SystemView {
     top_level: Vec<TopLevel>,
-    etc_binds: Vec<String>,
+    etc: Vec<EtcEntry>,
     proc_masks: Vec<(String, bool)>,
     per_namespace_pid_max: bool,
 }
@@ -178,7 +241,10 @@ fn path_cstring(path: &Path) -> Result<CString> {
 /// Kernel version as (major, minor).
 fn kernel_version() -> (u32, u32) {
     let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    let mut parts = release
+        .trim()
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
 
@@ -197,11 +263,25 @@ impl SystemView {
                 _ => {}
             }
         }
-        let etc_binds = ETC_BOUND
-            .iter()
-            .filter(|name| Path::new("/etc").join(name).is_dir())
-            .map(|name| (*name).to_owned())
-            .collect();
+        let mut etc = Vec::new();
+        for name in ETC_COPIED.iter().chain(ETC_BOUND) {
+            let host = Path::new("/etc").join(name);
+            let Ok(meta) = fs::symlink_metadata(&host) else {
+                continue;
+            };
+            let name = (*name).to_owned();
+            if meta.file_type().is_symlink() {
+                if let Ok(target) = fs::read_link(&host) {
+                    etc.push(EtcEntry::Symlink { name, target });
+                }
+            } else if meta.is_dir() || (meta.is_file() && meta.permissions().mode() & 0o004 != 0) {
+                // Only world-readable files: anything private stays on the host.
+                etc.push(EtcEntry::Bind {
+                    name,
+                    is_dir: meta.is_dir(),
+                });
+            }
+        }
         let proc_masks = PROC_MASKED
             .iter()
             .filter_map(|name| {
@@ -209,7 +289,12 @@ impl SystemView {
                 Some(((*name).to_owned(), meta.is_dir()))
             })
             .collect();
-        SystemView { top_level, etc_binds, proc_masks, per_namespace_pid_max: kernel_version() >= (6, 14) }
+        SystemView {
+            top_level,
+            etc,
+            proc_masks,
+            per_namespace_pid_max: kernel_version() >= (6, 14),
+        }
     }
 }
 
@@ -220,74 +305,65 @@ fn guest_name(host: &Path, taken: &[SandboxRoot]) -> String {
         .and_then(|n| n.to_str())
         .unwrap_or("folder")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-+@".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-+@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
-    let base = if base.is_empty() || base.starts_with('.') { format!("folder{base}") } else { base };
+    let base = if base.is_empty() || base.starts_with('.') {
+        format!("folder{base}")
+    } else {
+        base
+    };
     let mut name = base.clone();
     let mut n = 2;
-    while taken.iter().any(|r| r.guest_path == format!("/work/{name}")) {
+    while taken
+        .iter()
+        .any(|r| r.guest_path == format!("/work/{name}"))
+    {
         name = format!("{base}-{n}");
         n += 1;
     }
     name
 }
 
-/// Writes the synthetic /etc.
-fn write_etc(etc: &Path, view: &SystemView) -> Result<()> {
-    let write = |name: &str, text: &str| {
-        let path = etc.join(name);
-        fs::write(&path, text).map_err(|e| SandboxError::io("write", path, e))
-    };
-    write("passwd", &format!("root:x:0:0:sandbox:{HOME}:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"))?;
-    write("group", "root:x:0:\nnogroup:x:65534:\n")?;
-    write("hosts", &format!("127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n"))?;
-    write("hostname", &format!("{HOSTNAME}\n"))?;
-    write("nsswitch.conf", "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\nprotocols: files\nservices: files\n")?;
-    write("resolv.conf", "# the sandbox has no network access\n")?;
-    for name in ETC_COPIED {
-        copy_public(&Path::new("/etc").join(name), &etc.join(name))?;
-    }
-    for name in &view.etc_binds {
-        let dir = etc.join(name);
-        fs::create_dir_all(&dir).map_err(|e| SandboxError::io("create directory", dir, e))?;
-    }
-    Ok(())
-}
-
-/// Copies a file, symlink or directory of them; missing sources are skipped.
-fn copy_public(from: &Path, to: &Path) -> Result<()> {
-    let Ok(meta) = fs::symlink_metadata(from) else { return Ok(()) };
-    if let Some(parent) = to.parent() {
-        fs::create_dir_all(parent).map_err(|e| SandboxError::io("create directory", parent, e))?;
-    }
-    if meta.file_type().is_symlink() {
-        let target = fs::read_link(from).map_err(|e| SandboxError::io("read link", from, e))?;
-        std::os::unix::fs::symlink(&target, to).map_err(|e| SandboxError::io("create symlink", to, e))?;
-    } else if meta.is_dir() {
-        fs::create_dir_all(to).map_err(|e| SandboxError::io("create directory", to, e))?;
-        let entries = fs::read_dir(from).map_err(|e| SandboxError::io("read directory", from, e))?;
-        for entry in entries.flatten() {
-            copy_public(&entry.path(), &to.join(entry.file_name()))?;
-        }
-    } else if meta.is_file() {
-        // Only world-readable files: anything private stays on the host.
-        if meta.permissions().mode() & 0o004 != 0 {
-            fs::copy(from, to).map_err(|e| SandboxError::io("copy", from, e))?;
-        }
-    }
-    Ok(())
+/// The generated files of the synthetic /etc.
+fn etc_files() -> Vec<(&'static str, String)> {
+    vec![
+        ("passwd", format!("root:x:0:0:sandbox:{HOME}:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")),
+        ("group", "root:x:0:\nnogroup:x:65534:\n".to_owned()),
+        ("hosts", format!("127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n")),
+        ("hostname", format!("{HOSTNAME}\n")),
+        (
+            "nsswitch.conf",
+            "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\nprotocols: files\nservices: files\n".to_owned(),
+        ),
+        ("resolv.conf", "# the sandbox has no network access\n".to_owned()),
+    ]
 }
 
 impl NamespacesSession {
     fn new(staging_parent: Option<&Path>, request: &SessionRequest) -> Result<Self> {
         let mut roots: Vec<SandboxRoot> = Vec::new();
         for raw in &request.roots {
-            let host = raw.canonicalize().map_err(|e| SandboxError::BadRoot { path: raw.clone(), reason: e.to_string() })?;
+            let host = raw.canonicalize().map_err(|e| SandboxError::BadRoot {
+                path: raw.clone(),
+                reason: e.to_string(),
+            })?;
             if !host.is_dir() {
-                return Err(SandboxError::BadRoot { path: raw.clone(), reason: "not a directory".to_owned() });
+                return Err(SandboxError::BadRoot {
+                    path: raw.clone(),
+                    reason: "not a directory".to_owned(),
+                });
             }
             let name = guest_name(&host, &roots);
-            roots.push(SandboxRoot { host_path: host, guest_path: format!("/work/{name}") });
+            roots.push(SandboxRoot {
+                host_path: host,
+                guest_path: format!("/work/{name}"),
+            });
         }
         let parent = match staging_parent {
             Some(dir) => dir.to_path_buf(),
@@ -305,14 +381,19 @@ impl NamespacesSession {
         if text.contains([',', ':', '\\']) {
             return Err(SandboxError::Setup {
                 step: "create staging directory".to_owned(),
-                message: format!("`{text}` contains `,`, `:` or `\\`, which overlayfs options cannot hold; choose another staging directory"),
+                message: format!(
+                    "`{text}` contains `,`, `:` or `\\`, which overlayfs options cannot hold; choose another staging directory"
+                ),
             });
         }
         for root in &roots {
             if staging_path.starts_with(&root.host_path) {
                 return Err(SandboxError::BadRoot {
                     path: root.host_path.clone(),
-                    reason: format!("the staging directory `{}` lies inside it; choose a staging directory outside the granted folders", staging_path.display()),
+                    reason: format!(
+                        "the staging directory `{}` lies inside it; choose a staging directory outside the granted folders",
+                        staging_path.display()
+                    ),
                 });
             }
         }
@@ -320,7 +401,7 @@ impl NamespacesSession {
         // nobody else may.
         fs::set_permissions(&staging_path, fs::Permissions::from_mode(0o700))
             .map_err(|e| SandboxError::io("set permissions of", &staging_path, e))?;
-        for sub in ["upper", "work", "lower", "etc", "root"] {
+        for sub in ["upper", "work", "lower", "root"] {
             let dir = staging_path.join(sub);
             fs::create_dir(&dir).map_err(|e| SandboxError::io("create directory", dir, e))?;
         }
@@ -330,10 +411,10 @@ impl NamespacesSession {
                 fs::create_dir(&dir).map_err(|e| SandboxError::io("create directory", dir, e))?;
             }
             let link = staging_path.join("lower").join(index.to_string());
-            std::os::unix::fs::symlink(&root.host_path, &link).map_err(|e| SandboxError::io("create symlink", link, e))?;
+            std::os::unix::fs::symlink(&root.host_path, &link)
+                .map_err(|e| SandboxError::io("create symlink", link, e))?;
         }
         let system = SystemView::detect();
-        write_etc(&staging_path.join("etc"), &system)?;
         let mut session = NamespacesSession {
             staging: Some(staging),
             staging_path,
@@ -343,6 +424,19 @@ impl NamespacesSession {
         };
         session.stage(&request.staged)?;
         Ok(session)
+    }
+
+    /// overlayfs leaves `work/<i>/work` with mode 000, which a non-root
+    /// owner cannot empty; open it up before removal.
+    fn unlock_work_dirs(&self) {
+        for index in 0..self.roots.len() {
+            let dir = self
+                .staging_path
+                .join("work")
+                .join(index.to_string())
+                .join("work");
+            let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o700));
+        }
     }
 
     fn upper(&self, index: usize) -> PathBuf {
@@ -374,7 +468,13 @@ impl NamespacesSession {
             })
         };
         let bind = |source: &Path, target: &Path| -> Result<Op> {
-            Ok(Op::Mount { source: Some(c(source)?), target: c(target)?, fstype: None, flags: libc::MS_BIND | libc::MS_REC, data: None })
+            Ok(Op::Mount {
+                source: Some(c(source)?),
+                target: c(target)?,
+                fstype: None,
+                flags: libc::MS_BIND | libc::MS_REC,
+                data: None,
+            })
         };
         let read_only = |target: &Path, extra: c_ulong| -> Result<Op> {
             Ok(Op::Mount {
@@ -385,59 +485,174 @@ impl NamespacesSession {
                 data: None,
             })
         };
-        let mkdir = |p: &Path| -> Result<Op> { Ok(Op::Mkdir { path: c(p)?, mode: 0o755 }) };
+        let mkdir = |p: &Path| -> Result<Op> {
+            Ok(Op::Mkdir {
+                path: c(p)?,
+                mode: 0o755,
+            })
+        };
 
         // Nothing we mount may propagate back to the host.
         push(
-            Op::Mount { source: None, target: cstring("/")?, fstype: None, flags: libc::MS_REC | libc::MS_PRIVATE, data: None },
+            Op::Mount {
+                source: None,
+                target: cstring("/")?,
+                fstype: None,
+                flags: libc::MS_REC | libc::MS_PRIVATE,
+                data: None,
+            },
             "make the mount tree private".to_owned(),
         );
-        push(tmpfs(&new_root, "mode=0755,size=4m".to_owned())?, "mount the root tmpfs".to_owned());
+        push(
+            tmpfs(&new_root, "mode=0755,size=4m".to_owned())?,
+            "mount the root tmpfs".to_owned(),
+        );
         for dir in ["etc", "tmp", "proc", "dev", "work", "home", HOME] {
-            push(mkdir(&at(dir))?, format!("create /{}", dir.trim_start_matches('/')));
+            push(
+                mkdir(&at(dir))?,
+                format!("create /{}", dir.trim_start_matches('/')),
+            );
         }
         for entry in &self.system.top_level {
             match entry {
                 TopLevel::Bind(name) => {
                     let target = at(name);
                     push(mkdir(&target)?, format!("create /{name}"));
-                    push(bind(&Path::new("/").join(name), &target)?, format!("bind /{name}"));
-                    push(read_only(&target, libc::MS_NODEV)?, format!("make /{name} read-only"));
+                    push(
+                        bind(&Path::new("/").join(name), &target)?,
+                        format!("bind /{name}"),
+                    );
+                    push(
+                        read_only(&target, libc::MS_NODEV)?,
+                        format!("make /{name} read-only"),
+                    );
                 }
                 TopLevel::Symlink(name, target) => {
-                    push(Op::Symlink { target: c(target)?, link: c(&at(name))? }, format!("link /{name}"));
+                    push(
+                        Op::Symlink {
+                            target: c(target)?,
+                            link: c(&at(name))?,
+                        },
+                        format!("link /{name}"),
+                    );
                 }
             }
         }
 
-        // /etc: the synthetic one, plus read-only public directories.
-        push(bind(&self.staging_path.join("etc"), &at("etc"))?, "bind /etc".to_owned());
-        push(read_only(&at("etc"), libc::MS_NODEV)?, "make /etc read-only".to_owned());
-        for name in &self.system.etc_binds {
-            let target = at(&format!("etc/{name}"));
-            push(bind(&Path::new("/etc").join(name), &target)?, format!("bind /etc/{name}"));
-            push(read_only(&target, libc::MS_NODEV)?, format!("make /etc/{name} read-only"));
+        // /etc: a tmpfs with generated files and read-only binds of public
+        // host entries (never the host's /etc as a whole).
+        let etc = at("etc");
+        push(
+            tmpfs(&etc, "mode=0755,size=1m".to_owned())?,
+            "mount /etc".to_owned(),
+        );
+        for (name, text) in etc_files() {
+            push(
+                Op::WriteFile {
+                    path: c(&etc.join(name))?,
+                    data: text.into_bytes(),
+                },
+                format!("write /etc/{name}"),
+            );
         }
+        for entry in &self.system.etc {
+            let name = match entry {
+                EtcEntry::Bind { name, .. } | EtcEntry::Symlink { name, .. } => name,
+            };
+            let target = etc.join(name);
+            if let Some((parent, _)) = name.rsplit_once('/') {
+                push(mkdir(&etc.join(parent))?, format!("create /etc/{parent}"));
+            }
+            match entry {
+                EtcEntry::Symlink {
+                    target: link_target,
+                    ..
+                } => {
+                    push(
+                        Op::Symlink {
+                            target: c(link_target)?,
+                            link: c(&target)?,
+                        },
+                        format!("link /etc/{name}"),
+                    );
+                }
+                EtcEntry::Bind { is_dir, .. } => {
+                    let create = if *is_dir {
+                        mkdir(&target)?
+                    } else {
+                        Op::Touch { path: c(&target)? }
+                    };
+                    push(create, format!("create /etc/{name}"));
+                    push(
+                        bind(&Path::new("/etc").join(name), &target)?,
+                        format!("bind /etc/{name}"),
+                    );
+                    push(
+                        read_only(&target, libc::MS_NODEV)?,
+                        format!("make /etc/{name} read-only"),
+                    );
+                }
+            }
+        }
+        push(
+            read_only(&etc, libc::MS_NODEV | libc::MS_NOEXEC)?,
+            "make /etc read-only".to_owned(),
+        );
 
         // /dev: a tmpfs with a few device nodes bound from the host; the
         // binds are read-only mounts so the host inodes cannot be chmod'ed.
         let dev = at("dev");
-        push(tmpfs(&dev, "mode=0755,size=64k".to_owned())?, "mount /dev".to_owned());
+        push(
+            tmpfs(&dev, "mode=0755,size=64k".to_owned())?,
+            "mount /dev".to_owned(),
+        );
         for node in ["null", "zero", "full", "random", "urandom", "tty"] {
             let target = dev.join(node);
-            push(Op::Touch { path: c(&target)? }, format!("create /dev/{node}"));
-            push(bind(&Path::new("/dev").join(node), &target)?, format!("bind /dev/{node}"));
-            push(read_only(&target, 0)?, format!("make /dev/{node} read-only"));
+            push(
+                Op::Touch { path: c(&target)? },
+                format!("create /dev/{node}"),
+            );
+            push(
+                bind(&Path::new("/dev").join(node), &target)?,
+                format!("bind /dev/{node}"),
+            );
+            push(
+                read_only(&target, 0)?,
+                format!("make /dev/{node} read-only"),
+            );
         }
-        for (link, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
-            push(Op::Symlink { target: cstring(target)?, link: c(&dev.join(link))? }, format!("link /dev/{link}"));
+        for (link, target) in [
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ] {
+            push(
+                Op::Symlink {
+                    target: cstring(target)?,
+                    link: c(&dev.join(link))?,
+                },
+                format!("link /dev/{link}"),
+            );
         }
         push(mkdir(&dev.join("shm"))?, "create /dev/shm".to_owned());
-        push(read_only(&dev, libc::MS_NODEV | libc::MS_NOEXEC)?, "make /dev read-only".to_owned());
+        push(
+            read_only(&dev, libc::MS_NODEV | libc::MS_NOEXEC)?,
+            "make /dev read-only".to_owned(),
+        );
         let tmp_size = spec.limits.tmp_bytes.max(4096);
-        push(tmpfs(&dev.join("shm"), format!("mode=1777,size={tmp_size}"))?, "mount /dev/shm".to_owned());
-        push(tmpfs(&at("tmp"), format!("mode=1777,size={tmp_size}"))?, "mount /tmp".to_owned());
-        push(tmpfs(&at(HOME), format!("mode=0755,size={tmp_size}"))?, format!("mount {HOME}"));
+        push(
+            tmpfs(&dev.join("shm"), format!("mode=1777,size={tmp_size}"))?,
+            "mount /dev/shm".to_owned(),
+        );
+        push(
+            tmpfs(&at("tmp"), format!("mode=1777,size={tmp_size}"))?,
+            "mount /tmp".to_owned(),
+        );
+        push(
+            tmpfs(&at(HOME), format!("mode=0755,size={tmp_size}"))?,
+            format!("mount {HOME}"),
+        );
 
         // The granted folders.
         for (index, root) in self.roots.iter().enumerate() {
@@ -445,9 +660,15 @@ impl NamespacesSession {
             push(mkdir(&target)?, format!("create {}", root.guest_path));
             let options = format!(
                 "lowerdir={},upperdir={},workdir={},userxattr",
-                self.staging_path.join("lower").join(index.to_string()).display(),
+                self.staging_path
+                    .join("lower")
+                    .join(index.to_string())
+                    .display(),
                 self.upper(index).display(),
-                self.staging_path.join("work").join(index.to_string()).display(),
+                self.staging_path
+                    .join("work")
+                    .join(index.to_string())
+                    .display(),
             );
             push(
                 Op::Mount {
@@ -457,7 +678,10 @@ impl NamespacesSession {
                     flags: libc::MS_NOSUID | libc::MS_NODEV,
                     data: Some(cstring(options)?),
                 },
-                format!("mount overlay on {} (needs kernel >= 5.11 and user xattrs on the staging file system)", root.guest_path),
+                format!(
+                    "mount overlay on {} (needs kernel >= 5.11 and user xattrs on the staging file system)",
+                    root.guest_path
+                ),
             );
         }
 
@@ -477,9 +701,14 @@ impl NamespacesSession {
             // Since 6.14 pid_max is per pid namespace: it caps how many
             // processes the sandbox can have (init, the command, children).
             // On older kernels it is global and must not be touched.
-            let pid_max = u64::from(spec.limits.max_processes).saturating_add(2).max(301);
+            let pid_max = u64::from(spec.limits.max_processes)
+                .saturating_add(2)
+                .max(301);
             push(
-                Op::WriteFile { path: c(&proc_dir.join("sys/kernel/pid_max"))?, data: pid_max.to_string().into_bytes() },
+                Op::WriteFile {
+                    path: c(&proc_dir.join("sys/kernel/pid_max"))?,
+                    data: pid_max.to_string().into_bytes(),
+                },
                 "limit the number of processes (pid_max)".to_owned(),
             );
         }
@@ -497,14 +726,26 @@ impl NamespacesSession {
                     format!("mask /proc/{name}"),
                 );
             } else {
-                push(bind(Path::new("/dev/null"), &target)?, format!("mask /proc/{name}"));
+                push(
+                    bind(Path::new("/dev/null"), &target)?,
+                    format!("mask /proc/{name}"),
+                );
                 // Read-only, or chmod on the mask would reach the host's /dev/null.
-                push(read_only(&target, libc::MS_NODEV | libc::MS_NOEXEC)?, format!("make the mask of /proc/{name} read-only"));
+                push(
+                    read_only(&target, libc::MS_NODEV | libc::MS_NOEXEC)?,
+                    format!("make the mask of /proc/{name} read-only"),
+                );
             }
         }
-        push(read_only(&proc_dir, libc::MS_NODEV | libc::MS_NOEXEC)?, "make /proc read-only".to_owned());
+        push(
+            read_only(&proc_dir, libc::MS_NODEV | libc::MS_NOEXEC)?,
+            "make /proc read-only".to_owned(),
+        );
 
-        push(read_only(&new_root, libc::MS_NODEV)?, "make / read-only".to_owned());
+        push(
+            read_only(&new_root, libc::MS_NODEV)?,
+            "make / read-only".to_owned(),
+        );
         Ok(steps)
     }
 
@@ -539,7 +780,9 @@ impl NamespacesSession {
             }
             set(&mut env, key, value);
         }
-        env.iter().map(|(k, v)| cstring(format!("{k}={v}"))).collect()
+        env.iter()
+            .map(|(k, v)| cstring(format!("{k}={v}")))
+            .collect()
     }
 
     fn exec_paths(&self, program: &str, env: &[CString]) -> Result<Vec<CString>> {
@@ -548,7 +791,12 @@ impl NamespacesSession {
         }
         let path = env
             .iter()
-            .find_map(|e| e.to_str().ok().and_then(|e| e.strip_prefix("PATH=")).map(str::to_owned))
+            .find_map(|e| {
+                e.to_str()
+                    .ok()
+                    .and_then(|e| e.strip_prefix("PATH="))
+                    .map(str::to_owned)
+            })
             .unwrap_or_else(|| PATH_VAR.to_owned());
         path.split(':')
             .filter(|dir| dir.starts_with('/'))
@@ -558,10 +806,10 @@ impl NamespacesSession {
 
     fn cwd(&self, spec: &CommandSpec) -> Result<String> {
         let (index, rel) = &spec.cwd;
-        let root = self
-            .roots
-            .get(*index)
-            .ok_or(SandboxError::NoSuchRoot { index: *index, count: self.roots.len() })?;
+        let root = self.roots.get(*index).ok_or(SandboxError::NoSuchRoot {
+            index: *index,
+            count: self.roots.len(),
+        })?;
         Ok(match rel {
             Some(rel) => format!("{}/{}", root.guest_path, rel.as_str()),
             None => root.guest_path.clone(),
@@ -579,7 +827,9 @@ impl NamespacesSession {
             child::STEP_CAPS => "drop capabilities".to_owned(),
             child::STEP_SECCOMP => "install the seccomp filter".to_owned(),
             child::STEP_FDS => "close inherited file descriptors".to_owned(),
-            i => steps.get(i as usize).map_or_else(|| format!("step {i}"), |s| s.what.clone()),
+            i => steps
+                .get(i as usize)
+                .map_or_else(|| format!("step {i}"), |s| s.what.clone()),
         }
     }
 }
@@ -589,7 +839,11 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for two descriptors.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(SandboxError::io("create", "pipe", io::Error::last_os_error()));
+        return Err(SandboxError::io(
+            "create",
+            "pipe",
+            io::Error::last_os_error(),
+        ));
     }
     let mut high = [0; 2];
     for (slot, fd) in high.iter_mut().zip(fds) {
@@ -599,10 +853,41 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
         unsafe { libc::close(fd) };
     }
     if high.iter().any(|fd| *fd < 0) {
-        return Err(SandboxError::io("create", "pipe", io::Error::last_os_error()));
+        return Err(SandboxError::io(
+            "create",
+            "pipe",
+            io::Error::last_os_error(),
+        ));
     }
     // SAFETY: both descriptors are freshly created and owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(high[0]), OwnedFd::from_raw_fd(high[1])) })
+}
+
+/// The host's /dev/null for reading, at fd >= 10.
+fn dev_null() -> Result<OwnedFd> {
+    // SAFETY: opening a constant path.
+    let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    // SAFETY: duplicating and closing our own descriptor.
+    let high = unsafe {
+        let high = if fd >= 0 {
+            libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10)
+        } else {
+            -1
+        };
+        if fd >= 0 {
+            libc::close(fd);
+        }
+        high
+    };
+    if high < 0 {
+        return Err(SandboxError::io(
+            "open",
+            "/dev/null",
+            io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(high) })
 }
 
 fn set_nonblocking(fd: &OwnedFd) {
@@ -621,7 +906,12 @@ struct Capture {
 
 impl Capture {
     /// Reads what is available; returns false at end-of-file.
-    fn read(&mut self, stream: OutputStream, cap: usize, on_output: &mut dyn FnMut(OutputStream, &[u8])) -> bool {
+    fn read(
+        &mut self,
+        stream: OutputStream,
+        cap: usize,
+        on_output: &mut dyn FnMut(OutputStream, &[u8]),
+    ) -> bool {
         let Some(fd) = &self.fd else { return false };
         let mut buf = [0u8; 16384];
         loop {
@@ -662,12 +952,19 @@ impl SandboxSession for NamespacesSession {
 
     fn stage(&mut self, entries: &[StagedEntry]) -> Result<()> {
         for entry in entries {
-            let root = self
-                .roots
-                .get(entry.root)
-                .ok_or(SandboxError::NoSuchRoot { index: entry.root, count: self.roots.len() })?;
+            let root = self.roots.get(entry.root).ok_or(SandboxError::NoSuchRoot {
+                index: entry.root,
+                count: self.roots.len(),
+            })?;
             let upper = self.upper(entry.root);
-            changes::materialize(&Layer { root: entry.root, lower: &root.host_path, upper: &upper }, entry)?;
+            changes::materialize(
+                &Layer {
+                    root: entry.root,
+                    lower: &root.host_path,
+                    upper: &upper,
+                },
+                entry,
+            )?;
         }
         Ok(())
     }
@@ -684,7 +981,15 @@ impl SandboxSession for NamespacesSession {
         let envp = self.environment(spec)?;
         let exec_paths = self.exec_paths(&program, &envp)?;
         let steps = self.plan_steps(spec)?;
-        let (stdin_r, stdin_w) = pipe()?;
+        // Without input, stdin is the host's /dev/null: an empty pipe would
+        // block anyone reopening it through /proc/self/fd/0 (no writer).
+        let (stdin_r, stdin_w) = match &spec.stdin {
+            Some(_) => {
+                let (r, w) = pipe()?;
+                (r, Some(w))
+            }
+            None => (dev_null()?, None),
+        };
         let (stdout_r, stdout_w) = pipe()?;
         let (stderr_r, stderr_w) = pipe()?;
         let (status_r, status_w) = pipe()?;
@@ -736,8 +1041,8 @@ impl SandboxSession for NamespacesSession {
         }
         drop((stdin_r, stdout_w, stderr_w, status_w));
 
-        let writer = match &spec.stdin {
-            Some(bytes) if !bytes.is_empty() => {
+        let writer = match (&spec.stdin, stdin_w) {
+            (Some(bytes), Some(stdin_w)) if !bytes.is_empty() => {
                 let bytes = bytes.clone();
                 let mut file = fs::File::from(stdin_w);
                 Some(std::thread::spawn(move || {
@@ -745,15 +1050,20 @@ impl SandboxSession for NamespacesSession {
                     let _ = file.write_all(&bytes);
                 }))
             }
-            _ => {
-                drop(stdin_w);
-                None
-            }
+            _ => None,
         };
 
         let mut outcome = CommandOutcome::default();
-        let mut out = Capture { fd: Some(stdout_r), kept: Vec::new(), truncated: false };
-        let mut err = Capture { fd: Some(stderr_r), kept: Vec::new(), truncated: false };
+        let mut out = Capture {
+            fd: Some(stdout_r),
+            kept: Vec::new(),
+            truncated: false,
+        };
+        let mut err = Capture {
+            fd: Some(stderr_r),
+            kept: Vec::new(),
+            truncated: false,
+        };
         let mut status_buf = Vec::new();
         let mut status_fd = Some(status_r);
         for fd in [&out.fd, &err.fd, &status_fd].into_iter().flatten() {
@@ -767,7 +1077,11 @@ impl SandboxSession for NamespacesSession {
             let mut pollfds: Vec<libc::pollfd> = [&out.fd, &err.fd, &status_fd]
                 .into_iter()
                 .flatten()
-                .map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+                .map(|fd| libc::pollfd {
+                    fd: fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                })
                 .collect();
             // SAFETY: a valid array of pollfd.
             unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, 20) };
@@ -777,7 +1091,8 @@ impl SandboxSession for NamespacesSession {
                 let mut buf = [0u8; 256];
                 loop {
                     // SAFETY: reading into a stack buffer.
-                    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+                    let n =
+                        unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
                     if n > 0 {
                         status_buf.extend_from_slice(&buf[..n as usize]);
                         continue;
@@ -801,7 +1116,10 @@ impl SandboxSession for NamespacesSession {
                 kill = true;
             } else if now >= next_usage_check {
                 next_usage_check = now + Duration::from_millis(250);
-                let used: u64 = layers.iter().map(|(_, _, upper)| changes::usage(upper, limits.staging_bytes)).sum();
+                let used: u64 = layers
+                    .iter()
+                    .map(|(_, _, upper)| changes::usage(upper, limits.staging_bytes))
+                    .sum();
                 if used > limits.staging_bytes {
                     outcome.staging_limit_exceeded = true;
                     kill = true;
@@ -828,7 +1146,9 @@ impl SandboxSession for NamespacesSession {
 
         let mut exited = None;
         for message in status_buf.chunks_exact(12) {
-            let word = |i: usize| i32::from_ne_bytes([message[i], message[i + 1], message[i + 2], message[i + 3]]);
+            let word = |i: usize| {
+                i32::from_ne_bytes([message[i], message[i + 1], message[i + 2], message[i + 3]])
+            };
             let (tag, a, b) = (word(0), word(4), word(8));
             let os = |e: i32| io::Error::from_raw_os_error(e).to_string();
             match tag {
@@ -840,20 +1160,36 @@ impl SandboxSession for NamespacesSession {
                     }
                     return Err(SandboxError::Setup { step, message });
                 }
-                child::TAG_CWD_FAILED => return Err(SandboxError::Cwd { dir: cwd, message: os(a) }),
-                child::TAG_EXEC_FAILED => return Err(SandboxError::Exec { program, message: os(a) }),
+                child::TAG_CWD_FAILED => {
+                    return Err(SandboxError::Cwd {
+                        dir: cwd,
+                        message: os(a),
+                    });
+                }
+                child::TAG_EXEC_FAILED => {
+                    return Err(SandboxError::Exec {
+                        program,
+                        message: os(a),
+                    });
+                }
                 child::TAG_EXITED => exited = Some(a),
                 _ => {}
             }
         }
         match exited {
-            Some(status) if libc::WIFEXITED(status) => outcome.exit_code = Some(libc::WEXITSTATUS(status)),
-            Some(status) if libc::WIFSIGNALED(status) => outcome.signal = Some(libc::WTERMSIG(status)),
+            Some(status) if libc::WIFEXITED(status) => {
+                outcome.exit_code = Some(libc::WEXITSTATUS(status))
+            }
+            Some(status) if libc::WIFSIGNALED(status) => {
+                outcome.signal = Some(libc::WTERMSIG(status))
+            }
             _ if killed => outcome.signal = Some(libc::SIGKILL),
             _ => {
                 return Err(SandboxError::Setup {
                     step: "run the sandbox's init".to_owned(),
-                    message: format!("it ended without reporting the command's status (wait status {init_status})"),
+                    message: format!(
+                        "it ended without reporting the command's status (wait status {init_status})"
+                    ),
                 });
             }
         }
@@ -863,20 +1199,36 @@ impl SandboxSession for NamespacesSession {
     fn changes(&self) -> Result<Vec<SandboxChange>> {
         let mut out = Vec::new();
         for (index, lower, upper) in self.layer_paths() {
-            changes::collect(&Layer { root: index, lower: &lower, upper: &upper }, &mut out)?;
+            changes::collect(
+                &Layer {
+                    root: index,
+                    lower: &lower,
+                    upper: &upper,
+                },
+                &mut out,
+            )?;
         }
         out.sort_by(|a, b| (a.root, &a.path).cmp(&(b.root, &b.path)));
         Ok(out)
     }
 
     fn dispose(mut self: Box<Self>) -> Result<()> {
+        self.unlock_work_dirs();
         match self.staging.take() {
             Some(dir) => {
                 let path = dir.path().to_path_buf();
-                dir.close().map_err(|e| SandboxError::io("remove staging directory", path, e))
+                dir.close()
+                    .map_err(|e| SandboxError::io("remove staging directory", path, e))
             }
             None => Ok(()),
         }
+    }
+}
+
+impl Drop for NamespacesSession {
+    fn drop(&mut self) {
+        // `TempDir` removes the rest when dropped after this.
+        self.unlock_work_dirs();
     }
 }
 
@@ -888,9 +1240,13 @@ const USERNS_HINT: &str = "the sandbox needs user namespaces: check `sysctl user
 /// folder and runs `true` in it.
 pub fn probe() -> BackendProbe {
     let result = (|| -> Result<CommandOutcome> {
-        let folder = tempfile::tempdir().map_err(|e| SandboxError::io("create", std::env::temp_dir(), e))?;
+        let folder =
+            tempfile::tempdir().map_err(|e| SandboxError::io("create", std::env::temp_dir(), e))?;
         let sandbox = NamespacesSandbox::default();
-        let mut session = sandbox.prepare_session(&SessionRequest { roots: vec![folder.path().to_path_buf()], staged: Vec::new() })?;
+        let mut session = sandbox.prepare_session(&SessionRequest {
+            roots: vec![folder.path().to_path_buf()],
+            staged: Vec::new(),
+        })?;
         let mut spec = CommandSpec::new(["true"]);
         spec.timeout = Duration::from_secs(10);
         session.run(&spec, &mut |_, _| {}, &CancelFlag::new())
@@ -903,12 +1259,27 @@ pub fn probe() -> BackendProbe {
             } else {
                 "process limit by RLIMIT_NPROC only (not enforced for root; kernel >= 6.14 adds a per-sandbox limit)"
             };
-            (true, format!("user namespaces and overlayfs (userxattr) work on kernel {major}.{minor}; {limit}"))
+            (
+                true,
+                format!(
+                    "user namespaces and overlayfs (userxattr) work on kernel {major}.{minor}; {limit}"
+                ),
+            )
         }
-        Ok(outcome) => (false, format!("a test command failed in the sandbox: {}", String::from_utf8_lossy(&outcome.stderr).trim())),
+        Ok(outcome) => (
+            false,
+            format!(
+                "a test command failed in the sandbox: {}",
+                String::from_utf8_lossy(&outcome.stderr).trim()
+            ),
+        ),
         Err(e) => (false, e.to_string()),
     };
-    BackendProbe { name: NAME.to_owned(), available, reason }
+    BackendProbe {
+        name: NAME.to_owned(),
+        available,
+        reason,
+    }
 }
 
 #[cfg(test)]
@@ -920,22 +1291,39 @@ mod tests {
         let mut roots = Vec::new();
         for host in ["/a/app", "/b/app", "/c/my dir", "/d/.hidden"] {
             let name = guest_name(Path::new(host), &roots);
-            roots.push(SandboxRoot { host_path: host.into(), guest_path: format!("/work/{name}") });
+            roots.push(SandboxRoot {
+                host_path: host.into(),
+                guest_path: format!("/work/{name}"),
+            });
         }
         let names: Vec<&str> = roots.iter().map(|r| r.guest_path.as_str()).collect();
-        assert_eq!(names, ["/work/app", "/work/app-2", "/work/my_dir", "/work/folder.hidden"]);
+        assert_eq!(
+            names,
+            [
+                "/work/app",
+                "/work/app-2",
+                "/work/my_dir",
+                "/work/folder.hidden"
+            ]
+        );
     }
 
     #[test]
     fn secret_environment_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let session = NamespacesSandbox::default()
-            .prepare_session(&SessionRequest { roots: vec![dir.path().to_path_buf()], staged: vec![] })
+            .prepare_session(&SessionRequest {
+                roots: vec![dir.path().to_path_buf()],
+                staged: vec![],
+            })
             .unwrap();
         let mut spec = CommandSpec::new(["true"]);
         spec.env = vec![("GITHUB_TOKEN".into(), "x".into())];
         let err = session.environment(&spec).unwrap_err();
-        assert_eq!(err.to_string(), "environment variable `GITHUB_TOKEN` looks like a secret and is never passed into the sandbox");
+        assert_eq!(
+            err.to_string(),
+            "environment variable `GITHUB_TOKEN` looks like a secret and is never passed into the sandbox"
+        );
         spec.env = vec![("RUST_LOG".into(), "debug".into())];
         let env = session.environment(&spec).unwrap();
         assert!(env.iter().any(|e| e.to_str() == Ok("RUST_LOG=debug")));

@@ -1,13 +1,15 @@
 //! A staged edit is visible to commands, and what they change comes back as
 //! changes while the real folder stays byte-identical.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use redline_core::path::RelPath;
 use redline_vm::{
-    CancelFlag, ChangeKind, CommandSpec, NamespacesSandbox, SandboxChange, SandboxSession, SessionRequest,
-    StagedEntry,
+    CancelFlag, ChangeKind, CommandSpec, NamespacesSandbox, SandboxChange, SandboxSession,
+    SessionRequest, StagedEntry,
 };
 
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -17,12 +19,24 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         for entry in std::fs::read_dir(&current).unwrap() {
             let entry = entry.unwrap();
             let meta = std::fs::symlink_metadata(entry.path()).unwrap();
-            let rel = entry.path().strip_prefix(dir).unwrap().display().to_string();
+            let rel = entry
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .display()
+                .to_string();
             if meta.is_dir() {
                 out.insert(format!("{rel}/"), Vec::new());
                 stack.push(entry.path());
             } else if meta.file_type().is_symlink() {
-                out.insert(rel, std::fs::read_link(entry.path()).unwrap().display().to_string().into_bytes());
+                out.insert(
+                    rel,
+                    std::fs::read_link(entry.path())
+                        .unwrap()
+                        .display()
+                        .to_string()
+                        .into_bytes(),
+                );
             } else {
                 out.insert(rel, std::fs::read(entry.path()).unwrap());
             }
@@ -47,9 +61,17 @@ fn summary(changes: &[SandboxChange]) -> Vec<String> {
 
 fn run(session: &mut dyn SandboxSession, script: &str) -> redline_vm::CommandOutcome {
     let outcome = session
-        .run(&CommandSpec::new(["sh", "-c", script]), &mut |_, _| {}, &CancelFlag::new())
+        .run(
+            &CommandSpec::new(["sh", "-c", script]),
+            &mut |_, _| {},
+            &CancelFlag::new(),
+        )
         .unwrap();
-    assert!(outcome.success(), "{outcome:?} {}", String::from_utf8_lossy(&outcome.stderr));
+    assert!(
+        outcome.success(),
+        "{outcome:?} {}",
+        String::from_utf8_lossy(&outcome.stderr)
+    );
     outcome
 }
 
@@ -67,7 +89,10 @@ fn staged_edit_and_command_changes_round_trip() {
         mode: None,
     }];
     let mut session = NamespacesSandbox::default()
-        .prepare_session(&SessionRequest { roots: vec![folder.path().to_path_buf()], staged })
+        .prepare_session(&SessionRequest {
+            roots: vec![folder.path().to_path_buf()],
+            staged,
+        })
         .unwrap();
     run(&mut session, "cat A > B; rm C; mkdir d; echo x > d/e");
 
@@ -83,7 +108,11 @@ fn staged_edit_and_command_changes_round_trip() {
     );
     assert_eq!(changes[1].mode, Some(0o644));
     assert_eq!(snapshot(folder.path()), before);
-    assert!(changes.iter().all(|c| c.kind != ChangeKind::Deleted || c.content.is_none()));
+    assert!(
+        changes
+            .iter()
+            .all(|c| c.kind != ChangeKind::Deleted || c.content.is_none())
+    );
     Box::new(session).dispose_checked();
 }
 
@@ -110,9 +139,17 @@ fn overlay_edge_cases_come_back_as_the_right_changes() {
     std::os::unix::fs::symlink("touched", root.join("link")).unwrap();
     let before = snapshot(root);
 
-    let staged = vec![StagedEntry { root: 0, path: RelPath::new("staged-delete").unwrap(), content: None, mode: None }];
+    let staged = vec![StagedEntry {
+        root: 0,
+        path: RelPath::new("staged-delete").unwrap(),
+        content: None,
+        mode: None,
+    }];
     let mut session = NamespacesSandbox::default()
-        .prepare_session(&SessionRequest { roots: vec![root.to_path_buf()], staged })
+        .prepare_session(&SessionRequest {
+            roots: vec![root.to_path_buf()],
+            staged,
+        })
         .unwrap();
     // The staged deletion is visible; then: a no-op copy-up (same bytes
     // rewritten), a directory deleted and recreated with one file, a
@@ -124,7 +161,10 @@ fn overlay_edge_cases_come_back_as_the_right_changes() {
          ln -sfn bin.dat link && printf '\\000\\377' > bin.dat && echo run > script && chmod 755 script",
     );
     // A second command in the same session sees the first one's work.
-    run(&mut session, "test -x script && test -L link && test -f dir/fresh && test ! -e dir/keep");
+    run(
+        &mut session,
+        "test -x script && test -L link && test -f dir/fresh && test ! -e dir/keep",
+    );
 
     let changes = session.changes().unwrap();
     assert_eq!(

@@ -44,7 +44,10 @@ pub struct AnthropicConfig {
 
 impl AnthropicConfig {
     pub fn new(api_key: impl Into<String>) -> AnthropicConfig {
-        AnthropicConfig { api_key: api_key.into(), ..AnthropicConfig::default() }
+        AnthropicConfig {
+            api_key: api_key.into(),
+            ..AnthropicConfig::default()
+        }
     }
 }
 
@@ -95,18 +98,21 @@ impl AnthropicClient {
         }
         let url = format!("{}/v1/messages", config.base_url.trim_end_matches('/'));
         let mut headers = HeaderMap::new();
-        let mut key = HeaderValue::from_str(config.api_key.trim()).map_err(|_| ModelError::Api {
-            status: 0,
-            kind: "authentication_error".to_owned(),
-            message: "the API key contains characters that cannot be sent in a header".to_owned(),
-        })?;
+        let mut key =
+            HeaderValue::from_str(config.api_key.trim()).map_err(|_| ModelError::Api {
+                status: 0,
+                kind: "authentication_error".to_owned(),
+                message: "the API key contains characters that cannot be sent in a header"
+                    .to_owned(),
+            })?;
         key.set_sensitive(true);
         headers.insert("x-api-key", key);
-        let version = HeaderValue::from_str(&config.anthropic_version).map_err(|_| ModelError::Api {
-            status: 0,
-            kind: "invalid_request_error".to_owned(),
-            message: format!("invalid anthropic-version {:?}", config.anthropic_version),
-        })?;
+        let version =
+            HeaderValue::from_str(&config.anthropic_version).map_err(|_| ModelError::Api {
+                status: 0,
+                kind: "invalid_request_error".to_owned(),
+                message: format!("invalid anthropic-version {:?}", config.anthropic_version),
+            })?;
         headers.insert("anthropic-version", version);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let transport = Transport::new(
@@ -116,7 +122,11 @@ impl AnthropicClient {
             Some(config.api_key.trim().to_owned()),
             &url,
         )?;
-        Ok(AnthropicClient { url, headers, transport })
+        Ok(AnthropicClient {
+            url,
+            headers,
+            transport,
+        })
     }
 
     async fn send_request(
@@ -128,8 +138,14 @@ impl AnthropicClient {
         let body = serde_json::to_vec(&request_body(request)).map_err(|err| {
             ModelError::Stream(format!("cannot encode the request for {}: {err}", self.url))
         })?;
-        let prepared = PreparedRequest { url: self.url.clone(), headers: self.headers.clone(), body };
-        self.transport.send(&prepared, AnthropicDecoder::default, sink, cancel).await
+        let prepared = PreparedRequest {
+            url: self.url.clone(),
+            headers: self.headers.clone(),
+            body,
+        };
+        self.transport
+            .send(&prepared, AnthropicDecoder::default, sink, cancel)
+            .await
     }
 }
 
@@ -238,11 +254,20 @@ fn wire_block(block: &ContentBlock) -> Value {
         ContentBlock::ToolUse { id, name, input } => {
             // The API wants an object; a model that sent something else
             // gets it back wrapped rather than a rejected conversation.
-            let input = if input.is_object() { input.clone() } else { json!({"value": input}) };
+            let input = if input.is_object() {
+                input.clone()
+            } else {
+                json!({"value": input})
+            };
             json!({"type": "tool_use", "id": id, "name": name, "input": input})
         }
-        ContentBlock::ToolResult { tool_use_id, content, is_error } => {
-            let mut wire = json!({"type": "tool_result", "tool_use_id": tool_use_id, "content": content});
+        ContentBlock::ToolResult {
+            tool_use_id,
+            content,
+            is_error,
+        } => {
+            let mut wire =
+                json!({"type": "tool_result", "tool_use_id": tool_use_id, "content": content});
             if *is_error {
                 wire["is_error"] = Value::Bool(true);
             }
@@ -267,7 +292,11 @@ pub fn stop_reason(wire: &str) -> StopReason {
 #[derive(Debug)]
 enum PartialBlock {
     Text(String),
-    ToolUse { id: String, name: String, json: String },
+    ToolUse {
+        id: String,
+        name: String,
+        json: String,
+    },
     /// Thinking, server tools and future block types: not modelled, skipped.
     Ignored,
 }
@@ -289,8 +318,14 @@ impl AnthropicDecoder {
         let fields: [(&str, &mut u64); 4] = [
             ("input_tokens", &mut self.usage.input_tokens),
             ("output_tokens", &mut self.usage.output_tokens),
-            ("cache_read_input_tokens", &mut self.usage.cache_read_input_tokens),
-            ("cache_creation_input_tokens", &mut self.usage.cache_creation_input_tokens),
+            (
+                "cache_read_input_tokens",
+                &mut self.usage.cache_read_input_tokens,
+            ),
+            (
+                "cache_creation_input_tokens",
+                &mut self.usage.cache_creation_input_tokens,
+            ),
         ];
         for (name, slot) in fields {
             if let Some(value) = wire[name].as_u64() {
@@ -328,27 +363,40 @@ impl StreamDecoder for AnthropicDecoder {
                 self.merge_usage(&message["usage"]);
             }
             "content_block_start" => {
-                let index = data["index"].as_u64().ok_or_else(|| malformed(kind, &event.data))?;
+                let index = data["index"]
+                    .as_u64()
+                    .ok_or_else(|| malformed(kind, &event.data))?;
                 let block = &data["content_block"];
                 let partial = match block["type"].as_str() {
-                    Some("text") => PartialBlock::Text(block["text"].as_str().unwrap_or_default().to_owned()),
+                    Some("text") => {
+                        PartialBlock::Text(block["text"].as_str().unwrap_or_default().to_owned())
+                    }
                     Some("tool_use") => {
                         let id = block["id"].as_str().unwrap_or_default().to_owned();
                         let name = block["name"].as_str().unwrap_or_default().to_owned();
-                        out.push(StreamEvent::ToolUseStarted { id: id.clone(), name: name.clone() });
-                        PartialBlock::ToolUse { id, name, json: String::new() }
+                        out.push(StreamEvent::ToolUseStarted {
+                            id: id.clone(),
+                            name: name.clone(),
+                        });
+                        PartialBlock::ToolUse {
+                            id,
+                            name,
+                            json: String::new(),
+                        }
                     }
                     _ => PartialBlock::Ignored,
                 };
-                if let PartialBlock::Text(text) = &partial {
-                    if !text.is_empty() {
-                        out.push(StreamEvent::TextDelta(text.clone()));
-                    }
+                if let PartialBlock::Text(text) = &partial
+                    && !text.is_empty()
+                {
+                    out.push(StreamEvent::TextDelta(text.clone()));
                 }
                 self.blocks.insert(index, partial);
             }
             "content_block_delta" => {
-                let index = data["index"].as_u64().ok_or_else(|| malformed(kind, &event.data))?;
+                let index = data["index"]
+                    .as_u64()
+                    .ok_or_else(|| malformed(kind, &event.data))?;
                 let delta = &data["delta"];
                 match (self.blocks.get_mut(&index), delta["type"].as_str()) {
                     (Some(PartialBlock::Text(text)), Some("text_delta")) => {
@@ -379,8 +427,14 @@ impl StreamDecoder for AnthropicDecoder {
             }
             "message_stop" => return Ok(Flow::Done),
             "error" => {
-                let error_kind = data["error"]["type"].as_str().unwrap_or("api_error").to_owned();
-                let message = data["error"]["message"].as_str().unwrap_or("no message").to_owned();
+                let error_kind = data["error"]["type"]
+                    .as_str()
+                    .unwrap_or("api_error")
+                    .to_owned();
+                let message = data["error"]["message"]
+                    .as_str()
+                    .unwrap_or("no message")
+                    .to_owned();
                 let error = ModelError::Api {
                     status: status_of_error_kind(&error_kind),
                     kind: error_kind.clone(),
@@ -409,7 +463,9 @@ impl StreamDecoder for AnthropicDecoder {
         let mut content = Vec::new();
         for (index, block) in std::mem::take(&mut self.blocks) {
             match block {
-                PartialBlock::Text(text) if !text.is_empty() => content.push(ContentBlock::Text { text }),
+                PartialBlock::Text(text) if !text.is_empty() => {
+                    content.push(ContentBlock::Text { text })
+                }
                 PartialBlock::ToolUse { id, name, json } => {
                     let input = if json.trim().is_empty() {
                         json!({})
@@ -428,7 +484,12 @@ impl StreamDecoder for AnthropicDecoder {
         let stop_reason = self.stop_reason.clone().ok_or_else(|| {
             Failure::stream("the response ended without a stop_reason".to_owned())
         })?;
-        Ok(ModelResponse { content, stop_reason, usage: self.usage, model: self.model.clone() })
+        Ok(ModelResponse {
+            content,
+            stop_reason,
+            usage: self.usage,
+            model: self.model.clone(),
+        })
     }
 }
 
@@ -438,11 +499,17 @@ mod tests {
     use crate::model::{SystemBlock, ToolSpec};
 
     fn user(blocks: Vec<ContentBlock>) -> Message {
-        Message { role: Role::User, content: blocks }
+        Message {
+            role: Role::User,
+            content: blocks,
+        }
     }
 
     fn assistant(blocks: Vec<ContentBlock>) -> Message {
-        Message { role: Role::Assistant, content: blocks }
+        Message {
+            role: Role::Assistant,
+            content: blocks,
+        }
     }
 
     fn text(t: &str) -> ContentBlock {
@@ -450,7 +517,11 @@ mod tests {
     }
 
     fn result(id: &str) -> ContentBlock {
-        ContentBlock::ToolResult { tool_use_id: id.to_owned(), content: "ok".to_owned(), is_error: false }
+        ContentBlock::ToolResult {
+            tool_use_id: id.to_owned(),
+            content: "ok".to_owned(),
+            is_error: false,
+        }
     }
 
     #[test]
@@ -459,12 +530,24 @@ mod tests {
             user(vec![text("fix it")]),
             assistant(vec![
                 text("Reading."),
-                ContentBlock::ToolUse { id: "t1".into(), name: "read".into(), input: json!({"path": "a"}) },
-                ContentBlock::ToolUse { id: "t2".into(), name: "read".into(), input: json!(null) },
+                ContentBlock::ToolUse {
+                    id: "t1".into(),
+                    name: "read".into(),
+                    input: json!({"path": "a"}),
+                },
+                ContentBlock::ToolUse {
+                    id: "t2".into(),
+                    name: "read".into(),
+                    input: json!(null),
+                },
             ]),
             user(vec![text("also this"), result("t1")]),
             user(vec![
-                ContentBlock::ToolResult { tool_use_id: "t2".into(), content: "no such file".into(), is_error: true },
+                ContentBlock::ToolResult {
+                    tool_use_id: "t2".into(),
+                    content: "no such file".into(),
+                    is_error: true,
+                },
                 text(""),
             ]),
             assistant(vec![text("")]),
@@ -535,31 +618,55 @@ mod tests {
         let request = ModelRequest {
             model: "claude-sonnet-4-6".into(),
             system: vec![
-                SystemBlock { text: "stable".into(), cache: true },
-                SystemBlock { text: "per task".into(), cache: false },
+                SystemBlock {
+                    text: "stable".into(),
+                    cache: true,
+                },
+                SystemBlock {
+                    text: "per task".into(),
+                    cache: false,
+                },
             ],
             tools: ["a", "b"]
                 .iter()
-                .map(|n| ToolSpec { name: (*n).into(), description: "d".into(), input_schema: json!({"type": "object"}) })
+                .map(|n| ToolSpec {
+                    name: (*n).into(),
+                    description: "d".into(),
+                    input_schema: json!({"type": "object"}),
+                })
                 .collect(),
             messages: vec![user(vec![text("hi")])],
             max_tokens: 100,
         };
         let body = request_body(&request);
-        assert_eq!(body["system"][0]["cache_control"], json!({"type": "ephemeral"}));
+        assert_eq!(
+            body["system"][0]["cache_control"],
+            json!({"type": "ephemeral"})
+        );
         assert_eq!(body["system"][1].get("cache_control"), None);
         assert_eq!(body["tools"][0].get("cache_control"), None);
-        assert_eq!(body["tools"][1]["cache_control"], json!({"type": "ephemeral"}));
+        assert_eq!(
+            body["tools"][1]["cache_control"],
+            json!({"type": "ephemeral"})
+        );
         assert_eq!(body["stream"], json!(true));
         assert_eq!(body["max_tokens"], json!(100));
     }
 
     #[test]
     fn stop_reasons() {
-        let got: Vec<StopReason> = ["end_turn", "tool_use", "max_tokens", "stop_sequence", "pause_turn", "refusal", "model_context_window_exceeded"]
-            .iter()
-            .map(|r| stop_reason(r))
-            .collect();
+        let got: Vec<StopReason> = [
+            "end_turn",
+            "tool_use",
+            "max_tokens",
+            "stop_sequence",
+            "pause_turn",
+            "refusal",
+            "model_context_window_exceeded",
+        ]
+        .iter()
+        .map(|r| stop_reason(r))
+        .collect();
         assert_eq!(
             got,
             [

@@ -79,13 +79,19 @@ impl OpenAiClient {
         let url = format!("{}/chat/completions", config.base_url.trim_end_matches('/'));
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let api_key = config.api_key.as_deref().map(str::trim).filter(|key| !key.is_empty());
+        let api_key = config
+            .api_key
+            .as_deref()
+            .map(str::trim)
+            .filter(|key| !key.is_empty());
         if let Some(key) = api_key {
-            let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| ModelError::Api {
-                status: 0,
-                kind: "authentication_error".to_owned(),
-                message: "the API key contains characters that cannot be sent in a header".to_owned(),
-            })?;
+            let mut value =
+                HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| ModelError::Api {
+                    status: 0,
+                    kind: "authentication_error".to_owned(),
+                    message: "the API key contains characters that cannot be sent in a header"
+                        .to_owned(),
+                })?;
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
@@ -96,7 +102,11 @@ impl OpenAiClient {
             api_key.map(str::to_owned),
             &url,
         )?;
-        Ok(OpenAiClient { url, headers, transport })
+        Ok(OpenAiClient {
+            url,
+            headers,
+            transport,
+        })
     }
 
     async fn send_request(
@@ -108,8 +118,14 @@ impl OpenAiClient {
         let body = serde_json::to_vec(&request_body(request)).map_err(|err| {
             ModelError::Stream(format!("cannot encode the request for {}: {err}", self.url))
         })?;
-        let prepared = PreparedRequest { url: self.url.clone(), headers: self.headers.clone(), body };
-        self.transport.send(&prepared, OpenAiDecoder::default, sink, cancel).await
+        let prepared = PreparedRequest {
+            url: self.url.clone(),
+            headers: self.headers.clone(),
+            body,
+        };
+        self.transport
+            .send(&prepared, OpenAiDecoder::default, sink, cancel)
+            .await
     }
 }
 
@@ -128,7 +144,11 @@ impl ModelClient for OpenAiClient {
 pub fn request_body(request: &ModelRequest) -> Value {
     let mut messages = Vec::new();
     if !request.system.is_empty() {
-        let system: Vec<&str> = request.system.iter().map(|block| block.text.as_str()).collect();
+        let system: Vec<&str> = request
+            .system
+            .iter()
+            .map(|block| block.text.as_str())
+            .collect();
         messages.push(json!({"role": "system", "content": system.join("\n\n")}));
     }
     for message in &request.messages {
@@ -265,7 +285,10 @@ impl StreamDecoder for OpenAiDecoder {
                 .or_else(|| error["code"].as_str())
                 .unwrap_or("api_error")
                 .to_owned();
-            let message = error["message"].as_str().or_else(|| error.as_str()).unwrap_or("no message");
+            let message = error["message"]
+                .as_str()
+                .or_else(|| error.as_str())
+                .unwrap_or("no message");
             let failure = ModelError::Api {
                 status: status_of_error_kind(&kind),
                 kind: kind.clone(),
@@ -282,7 +305,9 @@ impl StreamDecoder for OpenAiDecoder {
         }
         if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
             let prompt = usage["prompt_tokens"].as_u64().unwrap_or(0);
-            let cached = usage["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0);
+            let cached = usage["prompt_tokens_details"]["cached_tokens"]
+                .as_u64()
+                .unwrap_or(0);
             // Anthropic-style accounting: input excludes cache reads, so
             // pricing treats both providers alike.
             self.usage.input_tokens = prompt.saturating_sub(cached);
@@ -292,7 +317,10 @@ impl StreamDecoder for OpenAiDecoder {
         let Some(choices) = chunk["choices"].as_array() else {
             return Ok(Flow::Continue);
         };
-        for choice in choices.iter().filter(|c| c["index"].as_u64().unwrap_or(0) == 0) {
+        for choice in choices
+            .iter()
+            .filter(|c| c["index"].as_u64().unwrap_or(0) == 0)
+        {
             let delta = &choice["delta"];
             if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
                 self.text.push_str(text);
@@ -317,7 +345,10 @@ impl StreamDecoder for OpenAiDecoder {
                         // to pair the result with the call.
                         partial.id = format!("call_{index}");
                     }
-                    out.push(StreamEvent::ToolUseStarted { id: partial.id.clone(), name: partial.name.clone() });
+                    out.push(StreamEvent::ToolUseStarted {
+                        id: partial.id.clone(),
+                        name: partial.name.clone(),
+                    });
                 }
             }
             if let Some(reason) = choice["finish_reason"].as_str() {
@@ -339,10 +370,16 @@ impl StreamDecoder for OpenAiDecoder {
         };
         let mut content = Vec::new();
         if !self.text.is_empty() {
-            content.push(ContentBlock::Text { text: std::mem::take(&mut self.text) });
+            content.push(ContentBlock::Text {
+                text: std::mem::take(&mut self.text),
+            });
         }
         for (index, call) in std::mem::take(&mut self.calls) {
-            let id = if call.id.is_empty() { format!("call_{index}") } else { call.id };
+            let id = if call.id.is_empty() {
+                format!("call_{index}")
+            } else {
+                call.id
+            };
             let input = if call.arguments.trim().is_empty() {
                 json!({})
             } else {
@@ -353,15 +390,26 @@ impl StreamDecoder for OpenAiDecoder {
                     ))
                 })?
             };
-            content.push(ContentBlock::ToolUse { id, name: call.name, input });
+            content.push(ContentBlock::ToolUse {
+                id,
+                name: call.name,
+                input,
+            });
         }
-        let has_calls = content.iter().any(|b| matches!(b, ContentBlock::ToolUse { .. }));
+        let has_calls = content
+            .iter()
+            .any(|b| matches!(b, ContentBlock::ToolUse { .. }));
         let stop_reason = match finish_reason(&reason) {
             // Older Ollama versions report "stop" even when they called tools.
             StopReason::EndTurn if has_calls => StopReason::ToolUse,
             other => other,
         };
-        Ok(ModelResponse { content, stop_reason, usage: self.usage, model: self.model.clone() })
+        Ok(ModelResponse {
+            content,
+            stop_reason,
+            usage: self.usage,
+            model: self.model.clone(),
+        })
     }
 }
 
@@ -375,8 +423,14 @@ mod tests {
         let request = ModelRequest {
             model: "qwen3".into(),
             system: vec![
-                SystemBlock { text: "one".into(), cache: true },
-                SystemBlock { text: "two".into(), cache: false },
+                SystemBlock {
+                    text: "one".into(),
+                    cache: true,
+                },
+                SystemBlock {
+                    text: "two".into(),
+                    cache: false,
+                },
             ],
             tools: vec![ToolSpec {
                 name: "read".into(),
@@ -384,7 +438,10 @@ mod tests {
                 input_schema: json!({"type": "object"}),
             }],
             messages: vec![
-                Message { role: Role::User, content: vec![ContentBlock::Text { text: "hi".into() }] },
+                Message {
+                    role: Role::User,
+                    content: vec![ContentBlock::Text { text: "hi".into() }],
+                },
                 Message {
                     role: Role::Assistant,
                     content: vec![ContentBlock::ToolUse {
@@ -396,8 +453,14 @@ mod tests {
                 Message {
                     role: Role::User,
                     content: vec![
-                        ContentBlock::Text { text: "and?".into() },
-                        ContentBlock::ToolResult { tool_use_id: "c1".into(), content: "gone".into(), is_error: true },
+                        ContentBlock::Text {
+                            text: "and?".into(),
+                        },
+                        ContentBlock::ToolResult {
+                            tool_use_id: "c1".into(),
+                            content: "gone".into(),
+                            is_error: true,
+                        },
                     ],
                 },
             ],
@@ -463,8 +526,10 @@ mod tests {
 
     #[test]
     fn finish_reasons() {
-        let got: Vec<StopReason> =
-            ["stop", "tool_calls", "length", "content_filter", "eos"].iter().map(|r| finish_reason(r)).collect();
+        let got: Vec<StopReason> = ["stop", "tool_calls", "length", "content_filter", "eos"]
+            .iter()
+            .map(|r| finish_reason(r))
+            .collect();
         assert_eq!(
             got,
             [
@@ -482,7 +547,11 @@ mod tests {
         let mut out = Vec::new();
         let mut saw_end = false;
         for data in events {
-            let event = SseEvent { event: "message".into(), data: (*data).into(), id: None };
+            let event = SseEvent {
+                event: "message".into(),
+                data: (*data).into(),
+                id: None,
+            };
             match decoder.on_event(&event, &mut out) {
                 Ok(Flow::Done) => {
                     saw_end = true;
@@ -501,19 +570,30 @@ mod tests {
             r#"{"model":"llama3","choices":[{"index":0,"delta":{"role":"assistant","content":"","tool_calls":[{"function":{"name":"read","arguments":"{\"path\":\"x\"}"}}]},"finish_reason":null}]}"#,
             r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
         ]);
-        assert_eq!(events, [StreamEvent::ToolUseStarted { id: "call_0".into(), name: "read".into() }]);
+        assert_eq!(
+            events,
+            [StreamEvent::ToolUseStarted {
+                id: "call_0".into(),
+                name: "read".into()
+            }]
+        );
         let response = response.unwrap();
         assert_eq!(response.stop_reason, StopReason::ToolUse);
         assert_eq!(
             response.content,
-            [ContentBlock::ToolUse { id: "call_0".into(), name: "read".into(), input: json!({"path": "x"}) }]
+            [ContentBlock::ToolUse {
+                id: "call_0".into(),
+                name: "read".into(),
+                input: json!({"path": "x"})
+            }]
         );
         assert_eq!(response.model, "llama3");
     }
 
     #[test]
     fn stream_error_chunk() {
-        let (_, response) = decode(&[r#"{"error":{"message":"model not loaded","type":"invalid_request_error"}}"#]);
+        let (_, response) =
+            decode(&[r#"{"error":{"message":"model not loaded","type":"invalid_request_error"}}"#]);
         let failure = response.unwrap_err();
         assert!(!failure.retryable);
         assert_eq!(

@@ -21,9 +21,27 @@ const CACHE_READ_FACTOR: f64 = 0.1;
 /// The price of `model`, also for dated ids such as `claude-haiku-4-5-20251001`.
 pub fn price(model: &str) -> Option<Price> {
     const PRICES: [(&str, Price); 3] = [
-        ("claude-sonnet-4-6", Price { input_per_mtok: 3.0, output_per_mtok: 15.0 }),
-        ("claude-opus-4-6", Price { input_per_mtok: 5.0, output_per_mtok: 25.0 }),
-        ("claude-haiku-4-5", Price { input_per_mtok: 1.0, output_per_mtok: 5.0 }),
+        (
+            "claude-sonnet-4-6",
+            Price {
+                input_per_mtok: 3.0,
+                output_per_mtok: 15.0,
+            },
+        ),
+        (
+            "claude-opus-4-6",
+            Price {
+                input_per_mtok: 5.0,
+                output_per_mtok: 25.0,
+            },
+        ),
+        (
+            "claude-haiku-4-5",
+            Price {
+                input_per_mtok: 1.0,
+                output_per_mtok: 5.0,
+            },
+        ),
     ];
     PRICES.iter().find_map(|(id, price)| {
         let suffix = model.strip_prefix(id)?;
@@ -50,8 +68,18 @@ mod tests {
     use super::*;
 
     fn check(model: &str, usage: [u64; 4], expect: Option<&str>) {
-        let [input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens] = usage;
-        let usage = Usage { input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens };
+        let [
+            input_tokens,
+            output_tokens,
+            cache_creation_input_tokens,
+            cache_read_input_tokens,
+        ] = usage;
+        let usage = Usage {
+            input_tokens,
+            output_tokens,
+            cache_read_input_tokens,
+            cache_creation_input_tokens,
+        };
         let got = estimate_cost_usd(model, &usage).map(|cost| format!("{cost:.6}"));
         assert_eq!(got.as_deref(), expect, "{model} {usage:?}");
     }
@@ -63,10 +91,22 @@ mod tests {
         check("claude-sonnet-4-6", [0, 1_000_000, 0, 0], Some("15.000000"));
         check("claude-sonnet-4-6", [0, 0, 1_000_000, 0], Some("3.750000"));
         check("claude-sonnet-4-6", [0, 0, 0, 1_000_000], Some("0.300000"));
-        check("claude-opus-4-6", [1_000_000, 1_000_000, 0, 0], Some("30.000000"));
-        check("claude-opus-4-6", [0, 0, 1_000_000, 1_000_000], Some("6.750000"));
+        check(
+            "claude-opus-4-6",
+            [1_000_000, 1_000_000, 0, 0],
+            Some("30.000000"),
+        );
+        check(
+            "claude-opus-4-6",
+            [0, 0, 1_000_000, 1_000_000],
+            Some("6.750000"),
+        );
         check("claude-haiku-4-5", [2_000, 500, 0, 0], Some("0.004500"));
-        check("claude-haiku-4-5-20251001", [1_000_000, 0, 0, 0], Some("1.000000"));
+        check(
+            "claude-haiku-4-5-20251001",
+            [1_000_000, 0, 0, 0],
+            Some("1.000000"),
+        );
         check("claude-sonnet-4-6", [0, 0, 0, 0], Some("0.000000"));
         check("claude-sonnet-4-60", [1, 1, 1, 1], None);
         check("llama3.1:8b", [1, 1, 1, 1], None);

@@ -65,7 +65,9 @@ impl RetryPolicy {
     /// The largest backoff after failed attempt number `attempt` (1-based):
     /// `min(max_delay, base_delay * 2^(attempt-1))`.
     pub fn backoff_cap(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX);
         self.base_delay.saturating_mul(factor).min(self.max_delay)
     }
 
@@ -90,11 +92,17 @@ impl RetryPolicy {
 /// Reads `retry-after-ms` (milliseconds, Anthropic and OpenAI send it) or
 /// `retry-after` (seconds; an HTTP date is ignored).
 pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-    if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
-        }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
+        && ms.is_finite()
+        && ms >= 0.0
+    {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
     }
     let secs = header("retry-after")?.parse::<f64>().ok()?;
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
@@ -110,11 +118,19 @@ pub(crate) struct Failure {
 
 impl Failure {
     pub fn retryable(error: ModelError) -> Failure {
-        Failure { error, retryable: true, retry_after: None }
+        Failure {
+            error,
+            retryable: true,
+            retry_after: None,
+        }
     }
 
     pub fn fatal(error: ModelError) -> Failure {
-        Failure { error, retryable: false, retry_after: None }
+        Failure {
+            error,
+            retryable: false,
+            retry_after: None,
+        }
     }
 
     /// A broken or garbled stream: retried, as the next attempt is likely fine.
@@ -185,7 +201,13 @@ impl Transport {
                 url: url_for_errors.to_owned(),
                 message: format!("cannot build the HTTP client: {err}"),
             })?;
-        Ok(Transport { http, retry, request_timeout, idle_timeout, secret })
+        Ok(Transport {
+            http,
+            retry,
+            request_timeout,
+            idle_timeout,
+            secret,
+        })
     }
 
     /// Sends `request` until it succeeds, fails for good, runs out of
@@ -206,7 +228,10 @@ impl Transport {
             }
             shown.begin_attempt();
             let mut decoder = new_decoder();
-            let failure = match self.attempt(request, &mut decoder, &mut shown, sink, cancel).await {
+            let failure = match self
+                .attempt(request, &mut decoder, &mut shown, sink, cancel)
+                .await
+            {
                 Ok(response) => return Ok(response),
                 Err(AttemptError::Cancelled) => return Err(ModelError::Cancelled),
                 Err(AttemptError::Failed(failure)) => failure,
@@ -219,7 +244,10 @@ impl Transport {
                 if max_attempts == 1 {
                     return Err(error);
                 }
-                return Err(ModelError::RetriesExhausted { attempts: attempt, last: error.to_string() });
+                return Err(ModelError::RetriesExhausted {
+                    attempts: attempt,
+                    last: error.to_string(),
+                });
             }
             let delay = self.retry.delay(attempt, failure.retry_after);
             tracing::warn!(attempt, delay_ms = delay.as_millis() as u64, %error, "model request failed, retrying");
@@ -340,11 +368,20 @@ impl Transport {
         };
         let scrub = |text: String| text.replace(secret, "[redacted]");
         match error {
-            ModelError::Api { status, kind, message } => {
-                ModelError::Api { status, kind, message: scrub(message) }
-            }
+            ModelError::Api {
+                status,
+                kind,
+                message,
+            } => ModelError::Api {
+                status,
+                kind,
+                message: scrub(message),
+            },
             ModelError::Stream(message) => ModelError::Stream(scrub(message)),
-            ModelError::Network { url, message } => ModelError::Network { url, message: scrub(message) },
+            ModelError::Network { url, message } => ModelError::Network {
+                url,
+                message: scrub(message),
+            },
             other => other,
         }
     }
@@ -360,11 +397,23 @@ pub(crate) fn classify_status(status: StatusCode, body: &str) -> Failure {
         format!("HTTP {code} {reason}")
     });
     let error = match code {
-        401 => ModelError::Api { status: code, kind, message: format!("the API key was rejected: {message}") },
-        _ => ModelError::Api { status: code, kind, message },
+        401 => ModelError::Api {
+            status: code,
+            kind,
+            message: format!("the API key was rejected: {message}"),
+        },
+        _ => ModelError::Api {
+            status: code,
+            kind,
+            message,
+        },
     };
     let retryable = code == 429 || code == 529 || (500..600).contains(&code);
-    Failure { error, retryable, retry_after: None }
+    Failure {
+        error,
+        retryable,
+        retry_after: None,
+    }
 }
 
 fn default_kind(status: u16) -> &'static str {
@@ -578,13 +627,20 @@ mod tests {
             for (name, value) in headers {
                 map.insert(*name, value.parse().unwrap());
             }
-            assert_eq!(parse_retry_after(&map).map(|d| d.as_millis() as u64), expect, "{headers:?}");
+            assert_eq!(
+                parse_retry_after(&map).map(|d| d.as_millis() as u64),
+                expect,
+                "{headers:?}"
+            );
         }
         check(&[], None);
         check(&[("retry-after", "2")], Some(2000));
         check(&[("retry-after", "0.5")], Some(500));
         check(&[("retry-after-ms", "250")], Some(250));
-        check(&[("retry-after", "9"), ("retry-after-ms", "250")], Some(250));
+        check(
+            &[("retry-after", "9"), ("retry-after-ms", "250")],
+            Some(250),
+        );
         check(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")], None);
         check(&[("retry-after", "-1")], None);
     }
@@ -596,7 +652,10 @@ mod tests {
             base_delay: Duration::from_millis(10),
             max_delay: Duration::from_millis(10),
         };
-        assert_eq!(policy.delay(1, Some(Duration::from_secs(3))), Duration::from_secs(3));
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
         assert!(policy.delay(1, Some(Duration::from_secs(3600))) <= Duration::from_millis(10));
     }
 
@@ -614,8 +673,14 @@ mod tests {
             r#"{"error":{"message":"bad model","type":null,"code":"model_not_found"}}"#,
             (Some("model_not_found"), Some("bad model")),
         );
-        check(r#"{"error":"model 'x' not found"}"#, (None, Some("model 'x' not found")));
-        check("upstream connect error", (None, Some("upstream connect error")));
+        check(
+            r#"{"error":"model 'x' not found"}"#,
+            (None, Some("model 'x' not found")),
+        );
+        check(
+            "upstream connect error",
+            (None, Some("upstream connect error")),
+        );
         check("", (None, None));
     }
 
@@ -626,10 +691,22 @@ mod tests {
             let got = format!("retryable={} {}", failure.retryable, failure.error);
             assert_eq!(got, expect);
         }
-        check(429, "retryable=true model API rejected the request (429): HTTP 429 Too Many Requests");
-        check(529, "retryable=true model API rejected the request (529): HTTP 529 unexpected status");
-        check(503, "retryable=true model API rejected the request (503): HTTP 503 Service Unavailable");
-        check(400, "retryable=false model API rejected the request (400): HTTP 400 Bad Request");
+        check(
+            429,
+            "retryable=true model API rejected the request (429): HTTP 429 Too Many Requests",
+        );
+        check(
+            529,
+            "retryable=true model API rejected the request (529): HTTP 529 unexpected status",
+        );
+        check(
+            503,
+            "retryable=true model API rejected the request (503): HTTP 503 Service Unavailable",
+        );
+        check(
+            400,
+            "retryable=false model API rejected the request (400): HTTP 400 Bad Request",
+        );
         check(
             401,
             "retryable=false model API rejected the request (401): the API key was rejected: HTTP 401 Unauthorized",
@@ -641,7 +718,10 @@ mod tests {
     }
 
     fn tool(name: &str) -> StreamEvent {
-        StreamEvent::ToolUseStarted { id: format!("id-{name}"), name: name.to_owned() }
+        StreamEvent::ToolUseStarted {
+            id: format!("id-{name}"),
+            name: name.to_owned(),
+        }
     }
 
     /// Runs attempts of deltas through one [`ShownOutput`]; renders what
@@ -654,7 +734,9 @@ mod tests {
             for event in attempt.iter() {
                 match shown.admit(event.clone()) {
                     Ok(Some(StreamEvent::TextDelta(t))) => out.push(format!("{t:?}")),
-                    Ok(Some(StreamEvent::ToolUseStarted { name, .. })) => out.push(format!("tool:{name}")),
+                    Ok(Some(StreamEvent::ToolUseStarted { name, .. })) => {
+                        out.push(format!("tool:{name}"))
+                    }
                     Ok(Some(other)) => out.push(format!("{other:?}")),
                     Ok(None) => {}
                     Err(failure) => {
@@ -675,10 +757,19 @@ mod tests {
     fn replay_suppresses_what_was_shown() {
         check_replay(&[&[text("Hel"), text("lo")]], r#""Hel" "lo""#);
         // Broke after "Hel"; the replay repeats it in other chunk sizes.
-        check_replay(&[&[text("Hel")], &[text("H"), text("ello"), text(" world")]], r#""Hel" "lo" " world""#);
-        check_replay(&[&[text("Hello")], &[text("Hello world")]], r#""Hello" " world""#);
         check_replay(
-            &[&[text("Hi"), tool("read")], &[text("H"), text("i"), tool("read"), text("!")]],
+            &[&[text("Hel")], &[text("H"), text("ello"), text(" world")]],
+            r#""Hel" "lo" " world""#,
+        );
+        check_replay(
+            &[&[text("Hello")], &[text("Hello world")]],
+            r#""Hello" " world""#,
+        );
+        check_replay(
+            &[
+                &[text("Hi"), tool("read")],
+                &[text("H"), text("i"), tool("read"), text("!")],
+            ],
             r#""Hi" tool:read "!""#,
         );
         check_replay(&[&[text("a")], &[text("a")], &[text("ab")]], r#""a" "b""#);

@@ -47,7 +47,10 @@ pub struct SseError {
 
 impl SseParser {
     pub fn new() -> SseParser {
-        SseParser { at_stream_start: true, ..SseParser::default() }
+        SseParser {
+            at_stream_start: true,
+            ..SseParser::default()
+        }
     }
 
     /// Consumes `chunk` and returns the events it completed, in order.
@@ -105,7 +108,9 @@ impl SseParser {
             Err(_) => {
                 let prefix: String = String::from_utf8_lossy(raw).chars().take(40).collect();
                 self.reset_event();
-                return Err(SseError { line_prefix: prefix });
+                return Err(SseError {
+                    line_prefix: prefix,
+                });
             }
         };
         if line.starts_with(':') {
@@ -137,7 +142,9 @@ impl SseParser {
         let id = self.id.take();
         let data = self.data.take()?;
         Some(SseEvent {
-            event: event.filter(|e| !e.is_empty()).unwrap_or_else(|| "message".to_owned()),
+            event: event
+                .filter(|e| !e.is_empty())
+                .unwrap_or_else(|| "message".to_owned()),
             data,
             id,
         })
@@ -209,7 +216,10 @@ mod tests {
         );
         check("data: 1\n\n\n\ndata: 2\n\n", r#"message="1" | message="2""#);
         check("data: incomplete\n", "");
-        check("data: {\"k\": \"a: b\"}\n\n", r#"message="{\"k\": \"a: b\"}""#);
+        check(
+            "data: {\"k\": \"a: b\"}\n\n",
+            r#"message="{\"k\": \"a: b\"}""#,
+        );
     }
 
     #[test]

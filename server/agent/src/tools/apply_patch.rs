@@ -106,8 +106,10 @@ pub(crate) fn run(workspace: &mut Workspace, args: &Args<'_>) -> Result<ToolOutp
                 let fail = |e: ToolError| file_error("delete", path, e);
                 let (root, rel) = scratch.resolve(path).map_err(fail)?;
                 scratch.delete(root, &rel).map_err(fail)?;
-                edited.retain(|e| e != &(root, rel.clone()));
                 report.push(format!("  deleted {}", scratch.display(root, &rel)));
+                if !edited.contains(&(root, rel.clone())) {
+                    edited.push((root, rel));
+                }
             }
             FileOp::Update {
                 path,
@@ -138,7 +140,9 @@ pub(crate) fn run(workspace: &mut Workspace, args: &Args<'_>) -> Result<ToolOutp
                                 }
                                 scratch.delete(root, &rel).map_err(fail)?;
                             }
-                            edited.retain(|e| e != &(root, rel.clone()));
+                            if !edited.contains(&(root, rel.clone())) {
+                                edited.push((root, rel.clone()));
+                            }
                         }
                         report.push(format!(
                             "  moved {shown} to {}{chunk_count}",
@@ -435,12 +439,14 @@ fn apply_chunks(text: &str, chunks: &[Chunk], path: &str) -> Result<String, Tool
                     after: after.clone(),
                 })
             })?;
-            cursor = found + 1;
+            // The chunk may repeat the `@@` line as its first context line,
+            // so it is searched from the `@@` line itself.
+            cursor = found;
         }
         if chunk.old.is_empty() {
             // Pure addition: after the `@@` line, else at the end.
             let at = if chunk.header.is_some() && !chunk.end_of_file {
-                cursor
+                (cursor + 1).min(lines.len())
             } else {
                 lines.len()
             };
@@ -494,31 +500,24 @@ fn find_header(lines: &[String], from: usize, header: &str) -> Option<usize> {
         .map(|i| i + from)
 }
 
-/// Where `old` occurs at or after `from`: exactly first, then ignoring
-/// trailing whitespace. `at_end` prefers a match ending at the last line.
+/// Where `old` occurs at or after `from`, comparing lines without their
+/// trailing whitespace (exact matches are a special case, so the earliest
+/// place wins). `at_end` prefers a match ending at the last line.
 fn find_lines(lines: &[String], from: usize, old: &[String], at_end: bool) -> Option<usize> {
     if old.len() > lines.len() {
         return None;
     }
-    let exact = |a: &String, b: &String| a == b;
-    let loose = |a: &String, b: &String| a.trim_end() == b.trim_end();
-    let compare: [&dyn Fn(&String, &String) -> bool; 2] = [&exact, &loose];
-    for eq in compare {
-        let matches_at = |start: usize| {
-            lines[start..start + old.len()]
-                .iter()
-                .zip(old)
-                .all(|(a, b)| eq(a, b))
-        };
-        let last_start = lines.len() - old.len();
-        if at_end && last_start >= from && matches_at(last_start) {
-            return Some(last_start);
-        }
-        if let Some(found) = (from..=last_start).find(|&start| matches_at(start)) {
-            return Some(found);
-        }
+    let matches_at = |start: usize| {
+        lines[start..start + old.len()]
+            .iter()
+            .zip(old)
+            .all(|(a, b)| a.trim_end() == b.trim_end())
+    };
+    let last_start = lines.len() - old.len();
+    if at_end && last_start >= from && matches_at(last_start) {
+        return Some(last_start);
     }
-    None
+    (from..=last_start).find(|&start| matches_at(start))
 }
 
 #[cfg(test)]

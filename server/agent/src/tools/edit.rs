@@ -138,7 +138,7 @@ pub(crate) fn rename(workspace: &mut Workspace, args: &Args<'_>) -> Result<ToolO
             workspace.display(from_root, &from),
             workspace.display(to_root, &to)
         ),
-        vec![(to_root, to)],
+        vec![(to_root, to), (from_root, from)],
     ))
 }
 

@@ -21,13 +21,13 @@ pub(crate) fn run(workspace: &mut Workspace, args: &Args<'_>) -> Result<ToolOutp
     if total == 0 {
         return Ok(ToolOutput::ok(format!("{shown} is empty")));
     }
-    if let Some(end) = end {
-        if end < start {
-            return Err(ToolError::InvalidArgument {
-                tool: "read_file".to_owned(),
-                message: format!("end_line {end} is before start_line {start}"),
-            });
-        }
+    if let Some(end) = end
+        && end < start
+    {
+        return Err(ToolError::InvalidArgument {
+            tool: "read_file".to_owned(),
+            message: format!("end_line {end} is before start_line {start}"),
+        });
     }
     if start > total {
         return Err(ToolError::InvalidArgument {

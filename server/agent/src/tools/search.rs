@@ -69,10 +69,10 @@ pub(crate) fn run(workspace: &mut Workspace, args: &Args<'_>) -> Result<ToolOutp
     let mut total = 0usize;
     let mut files_with_matches = 0usize;
     for (root, path) in &files {
-        if let Some(glob) = &glob {
-            if !glob.matches(path) {
-                continue;
-            }
+        if let Some(glob) = &glob
+            && !glob.matches(path)
+        {
+            continue;
         }
         // Unreadable, oversized and binary files are skipped, as grep does.
         let Ok(Some(bytes)) = workspace.read(*root, path) else {

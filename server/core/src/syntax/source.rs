@@ -11,6 +11,9 @@ use super::LineCol;
 
 /// Text that tree-sitter queries and error reports read from.
 pub(crate) trait Source {
+    /// Length in bytes.
+    fn len_bytes(&self) -> usize;
+
     /// The bytes of `range`, in order, as one or more slices.
     fn chunks_in(&self, range: Range<usize>) -> impl Iterator<Item = &[u8]>;
 
@@ -128,6 +131,10 @@ impl<'a> StrSource<'a> {
 }
 
 impl Source for StrSource<'_> {
+    fn len_bytes(&self) -> usize {
+        self.text.len()
+    }
+
     fn chunks_in(&self, range: Range<usize>) -> impl Iterator<Item = &[u8]> {
         std::iter::once(self.text.as_bytes().get(range).unwrap_or_default())
     }

@@ -30,7 +30,9 @@ async fn main() -> anyhow::Result<()> {
     writeln!(stdout, "listening on {}", server.base_url()).context("cannot write to stdout")?;
     stdout.flush().context("cannot write to stdout")?;
     drop(stdout);
-    tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for Ctrl-C")?;
     server.shutdown();
     Ok(())
 }

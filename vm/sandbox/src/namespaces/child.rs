@@ -40,12 +40,29 @@ pub(crate) const STEP_FDS: i32 = -9;
 /// One file-system step of the setup, run before `pivot_root` with host
 /// paths (the new root is a directory of the staging dir until then).
 pub(crate) enum Op {
-    Mount { source: Option<CString>, target: CString, fstype: Option<CString>, flags: c_ulong, data: Option<CString> },
-    Mkdir { path: CString, mode: libc::mode_t },
+    Mount {
+        source: Option<CString>,
+        target: CString,
+        fstype: Option<CString>,
+        flags: c_ulong,
+        data: Option<CString>,
+    },
+    Mkdir {
+        path: CString,
+        mode: libc::mode_t,
+    },
     /// Creates an empty file to bind a device node onto.
-    Touch { path: CString },
-    Symlink { target: CString, link: CString },
-    WriteFile { path: CString, data: Vec<u8> },
+    Touch {
+        path: CString,
+    },
+    Symlink {
+        target: CString,
+        link: CString,
+    },
+    WriteFile {
+        path: CString,
+        data: Vec<u8>,
+    },
 }
 
 pub(crate) struct Step {
@@ -91,13 +108,21 @@ impl ExecArrays {
 }
 
 fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 fn report(tag: i32, a: i32, b: i32) {
     let message = [tag, a, b];
     // SAFETY: writes 12 bytes from a stack array to fd 3 (the status pipe).
-    unsafe { libc::write(3, message.as_ptr().cast::<c_void>(), std::mem::size_of_val(&message)) };
+    unsafe {
+        libc::write(
+            3,
+            message.as_ptr().cast::<c_void>(),
+            std::mem::size_of_val(&message),
+        )
+    };
 }
 
 fn fail(step: i32) -> ! {
@@ -108,7 +133,13 @@ fn fail(step: i32) -> ! {
 
 fn write_file(path: &[u8], data: &[u8]) -> bool {
     // SAFETY: `path` is NUL-terminated (built from a literal or a CString).
-    let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr().cast(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+            0o644,
+        )
+    };
     if fd < 0 {
         return false;
     }
@@ -124,21 +155,32 @@ fn run_op(op: &Op) -> bool {
     // Vec in the plan, which the child owns a copy of.
     unsafe {
         match op {
-            Op::Mount { source, target, fstype, flags, data } => {
+            Op::Mount {
+                source,
+                target,
+                fstype,
+                flags,
+                data,
+            } => {
                 let ptr = |s: &Option<CString>| s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
                 libc::mount(
                     ptr(source),
                     target.as_ptr(),
                     ptr(fstype),
                     *flags,
-                    data.as_ref().map_or(std::ptr::null(), |d| d.as_ptr().cast()),
+                    data.as_ref()
+                        .map_or(std::ptr::null(), |d| d.as_ptr().cast()),
                 ) == 0
             }
             Op::Mkdir { path, mode } => {
                 libc::mkdir(path.as_ptr(), *mode) == 0 || errno() == libc::EEXIST
             }
             Op::Touch { path } => {
-                let fd = libc::open(path.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o644);
+                let fd = libc::open(
+                    path.as_ptr(),
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                    0o644,
+                );
                 if fd >= 0 {
                     libc::close(fd);
                 }
@@ -158,7 +200,11 @@ fn loopback_up() -> bool {
         flags: libc::c_short,
         pad: [u8; 22],
     }
-    let mut req = IfReq { name: [0; libc::IFNAMSIZ], flags: 0, pad: [0; 22] };
+    let mut req = IfReq {
+        name: [0; libc::IFNAMSIZ],
+        flags: 0,
+        pad: [0; 22],
+    };
     req.name[..2].copy_from_slice(b"lo");
     // SAFETY: plain socket/ioctl calls on a stack struct laid out as `ifreq`.
     unsafe {
@@ -182,8 +228,14 @@ fn loopback_up() -> bool {
 pub(crate) unsafe fn raw_clone(flags: c_ulong) -> libc::pid_t {
     // SAFETY: with a null stack the child runs on a copy of the caller's.
     unsafe {
-        libc::syscall(libc::SYS_clone, flags | libc::SIGCHLD as c_ulong, 0usize, 0usize, 0usize, 0usize)
-            as libc::pid_t
+        libc::syscall(
+            libc::SYS_clone,
+            flags | libc::SIGCHLD as c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        ) as libc::pid_t
     }
 }
 
@@ -273,7 +325,10 @@ unsafe fn command_main(plan: &ChildPlan, arrays: &ExecArrays) -> ! {
             libc::_exit(126);
         }
         for &(resource, value) in &plan.rlimits {
-            let limit = libc::rlimit { rlim_cur: value, rlim_max: value };
+            let limit = libc::rlimit {
+                rlim_cur: value,
+                rlim_max: value,
+            };
             if libc::setrlimit(resource as _, &limit) != 0 {
                 fail(STEP_RLIMIT);
             }
@@ -284,7 +339,13 @@ unsafe fn command_main(plan: &ChildPlan, arrays: &ExecArrays) -> ! {
         for cap in 0..64 {
             libc::prctl(libc::PR_CAPBSET_DROP, cap as c_ulong, 0, 0, 0);
         }
-        libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as c_ulong, 0, 0, 0);
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as c_ulong,
+            0,
+            0,
+            0,
+        );
         let securebits = libc::SECBIT_NOROOT
             | libc::SECBIT_NOROOT_LOCKED
             | libc::SECBIT_NO_SETUID_FIXUP
@@ -306,10 +367,21 @@ unsafe fn command_main(plan: &ChildPlan, arrays: &ExecArrays) -> ! {
             permitted: u32,
             inheritable: u32,
         }
-        let header = CapHeader { version: 0x2008_0522, pid: 0 };
+        let header = CapHeader {
+            version: 0x2008_0522,
+            pid: 0,
+        };
         let data = [
-            CapData { effective: 0, permitted: 0, inheritable: 0 },
-            CapData { effective: 0, permitted: 0, inheritable: 0 },
+            CapData {
+                effective: 0,
+                permitted: 0,
+                inheritable: 0,
+            },
+            CapData {
+                effective: 0,
+                permitted: 0,
+                inheritable: 0,
+            },
         ];
         if libc::syscall(libc::SYS_capset, &header, data.as_ptr()) != 0 {
             fail(STEP_CAPS);

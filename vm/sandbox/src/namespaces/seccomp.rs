@@ -115,16 +115,21 @@ fn seccomp_err(e: impl std::fmt::Display) -> SandboxError {
 
 fn insert(rules: &mut BTreeMap<i64, Vec<SeccompRule>>, nr: libc::c_long, chain: Vec<SeccompRule>) {
     #[cfg(target_arch = "x86_64")]
-    rules.insert(i64::from(nr) | X32_BIT, chain.clone());
-    rules.insert(i64::from(nr), chain);
+    rules.insert(nr | X32_BIT, chain.clone());
+    rules.insert(nr, chain);
 }
 
 fn any_flag(arg: u8, flags: &[u64]) -> Result<Vec<SeccompRule>> {
     flags
         .iter()
         .map(|&flag| {
-            let cond = SeccompCondition::new(arg, SeccompCmpArgLen::Qword, SeccompCmpOp::MaskedEq(flag), flag)
-                .map_err(seccomp_err)?;
+            let cond = SeccompCondition::new(
+                arg,
+                SeccompCmpArgLen::Qword,
+                SeccompCmpOp::MaskedEq(flag),
+                flag,
+            )
+            .map_err(seccomp_err)?;
             SeccompRule::new(vec![cond]).map_err(seccomp_err)
         })
         .collect()
@@ -154,7 +159,11 @@ pub(crate) fn programs() -> Result<Vec<BpfProgram>> {
     for &nr in DENIED {
         insert(&mut rules, nr, Vec::new());
     }
-    insert(&mut rules, libc::SYS_unshare, any_flag(0, &NAMESPACE_FLAGS)?);
+    insert(
+        &mut rules,
+        libc::SYS_unshare,
+        any_flag(0, &NAMESPACE_FLAGS)?,
+    );
     insert(&mut rules, libc::SYS_clone, any_flag(0, &NAMESPACE_FLAGS)?);
     insert(&mut rules, libc::SYS_mknodat, device_mode(2)?);
     #[cfg(target_arch = "x86_64")]
