@@ -535,3 +535,16 @@ pub fn audit(verify: bool, limit: usize) -> anyhow::Result<i32> {
     }
     Ok(EXIT_OK)
 }
+
+/// `redline lsp`: stdout is the protocol channel, so nothing else may print
+/// there; diagnostics go to stderr through `tracing`.
+pub async fn lsp(folders: &[PathBuf]) -> anyhow::Result<i32> {
+    let folders = if folders.is_empty() {
+        vec![std::env::current_dir().context("cannot read the current directory")?]
+    } else {
+        folders.to_vec()
+    };
+    let engine = setup::open_engine(&folders, Needs::Model)?.engine;
+    redline_lsp::serve_stdio(engine).await.context("the LSP connection failed")?;
+    Ok(EXIT_OK)
+}

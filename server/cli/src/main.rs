@@ -77,6 +77,13 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Serve the Language Server Protocol on stdin/stdout for editors.
+    Lsp {
+        /// Folders to read workspace config from (the editor's workspace
+        /// folders are granted per task).
+        #[arg(long = "folder")]
+        folders: Vec<PathBuf>,
+    },
     /// Run commands in the sandbox the agent uses.
     Sandbox {
         #[command(subcommand)]
@@ -126,6 +133,7 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Undo { apply_id } => commands::undo(apply_id.as_deref()),
         Command::Doctor { folders } => commands::doctor(&folders).await,
         Command::Audit { verify, limit } => commands::audit(verify, limit),
+        Command::Lsp { folders } => commands::lsp(&folders).await,
         Command::Sandbox { .. } => Ok(0),
     }
 }

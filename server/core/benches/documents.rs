@@ -47,7 +47,9 @@ impl Ledger{index} {{
 /// Offsets just after the `record_` of each method name: inserting a letter
 /// there keeps the code valid.
 fn identifier_offsets(text: &str) -> Vec<usize> {
-    text.match_indices("fn record_").map(|(at, _)| at + "fn record_".len()).collect()
+    text.match_indices("fn record_")
+        .map(|(at, _)| at + "fn record_".len())
+        .collect()
 }
 
 struct XorShift(u64);
@@ -101,21 +103,36 @@ fn main() {
     );
 
     let mut plain = Document::new(&text, Language::PlainText, 0);
-    report("single-char edit, rope only", time_edits(&mut plain, &offsets, 5_000));
+    report(
+        "single-char edit, rope only",
+        time_edits(&mut plain, &offsets, 5_000),
+    );
 
     let started = Instant::now();
     let mut rust = Document::new(&text, Language::Rust, 0);
     println!("initial full parse: {:.1?}", started.elapsed());
-    report("single-char edit, rope + incremental reparse", time_edits(&mut rust, &offsets, 300));
+    report(
+        "single-char edit, rope + incremental reparse",
+        time_edits(&mut rust, &offsets, 60),
+    );
 
     assert_eq!(rust.text().len(), text.len(), "edits were undone");
     assert!(rust.syntax_errors().is_empty(), "edits kept the code valid");
 
     let started = Instant::now();
     let symbols = rust.outline();
-    println!("outline of the whole document: {} symbols in {:.1?}", symbols.len(), started.elapsed());
+    println!(
+        "outline of the whole document: {} symbols in {:.1?}",
+        symbols.len(),
+        started.elapsed()
+    );
     let middle = offsets[offsets.len() / 2];
     let started = Instant::now();
-    let enclosing = rust.enclosing_symbol(middle..middle).map(|symbol| symbol.name);
-    println!("enclosing_symbol in the middle: {enclosing:?} in {:.1?}", started.elapsed());
+    let enclosing = rust
+        .enclosing_symbol(middle..middle)
+        .map(|symbol| symbol.name);
+    println!(
+        "enclosing_symbol in the middle: {enclosing:?} in {:.1?}",
+        started.elapsed()
+    );
 }

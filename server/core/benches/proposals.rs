@@ -23,7 +23,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 }
@@ -31,7 +34,13 @@ impl Lcg {
 fn big_pair() -> (String, String) {
     let mut rng = Lcg(42);
     let lines: Vec<String> = (0..100_000)
-        .map(|i| format!("    let value_{i} = compute({}, {});", rng.next() % 1000, i % 97))
+        .map(|i| {
+            format!(
+                "    let value_{i} = compute({}, {});",
+                rng.next() % 1000,
+                i % 97
+            )
+        })
         .collect();
     let old = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
     let mut new_lines = lines.clone();
@@ -47,7 +56,10 @@ fn big_pair() -> (String, String) {
         }
         edited += 1;
     }
-    let new = new_lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+    let new = new_lines
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect::<String>();
     (old, new)
 }
 
@@ -83,8 +95,12 @@ fn bench_diff() {
             after_mode: Some(0o644),
         };
         let start = Instant::now();
-        let proposal =
-            Proposal::build(ProposalId::generate(), vec![PathBuf::from("/")], vec![staged], None);
+        let proposal = Proposal::build(
+            ProposalId::generate(),
+            vec![PathBuf::from("/")],
+            vec![staged],
+            None,
+        );
         build_times.push(start.elapsed());
         assert_eq!(proposal.changes[0].hunks.len(), hunk_count);
     }
@@ -122,7 +138,10 @@ fn bench_diff() {
             .output()
             .expect("git is installed");
         git_times.push(start.elapsed());
-        git_hunks = String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("@@")).count();
+        git_hunks = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("@@"))
+            .count();
     }
     println!("diff: 100,000 lines, 1,000 scattered edits");
     println!(
@@ -130,8 +149,15 @@ fn bench_diff() {
         ms(median(diff_times.clone())),
         ms(*diff_times.iter().min().unwrap())
     );
-    println!("  redline-core Proposal::build (diff + ids + hash): median {}", ms(median(build_times)));
-    println!("  redline-core build + unified_diff render: {} ({} bytes)", ms(render_time), rendered.len());
+    println!(
+        "  redline-core Proposal::build (diff + ids + hash): median {}",
+        ms(median(build_times))
+    );
+    println!(
+        "  redline-core build + unified_diff render: {} ({} bytes)",
+        ms(render_time),
+        rendered.len()
+    );
     println!(
         "  git diff --no-index --histogram (whole process): median {} over 5 runs, {git_hunks} hunks",
         ms(median(git_times))
@@ -155,7 +181,10 @@ fn bench_apply() {
             path: RelPath::new(&path).unwrap(),
             renamed_from: None,
             before: Some(body.as_bytes().to_vec()),
-            after: Some(body.replace("line 25\n", &format!("edited {i}\n")).into_bytes()),
+            after: Some(
+                body.replace("line 25\n", &format!("edited {i}\n"))
+                    .into_bytes(),
+            ),
             before_mode: Some(0o644),
             after_mode: Some(0o644),
         });
@@ -174,7 +203,11 @@ fn bench_apply() {
     applier.undo(&report.apply_id).unwrap();
     let undo_time = start.elapsed();
     println!("apply: 1,000 files, one hunk each (journal + temp + fsync + rename + dir fsync)");
-    println!("  apply: {} ({:.2} ms/file)", ms(apply_time), apply_time.as_secs_f64() * 1000.0 / 1000.0);
+    println!(
+        "  apply: {} ({:.2} ms/file)",
+        ms(apply_time),
+        apply_time.as_secs_f64() * 1000.0 / 1000.0
+    );
     println!("  undo:  {}", ms(undo_time));
 }
 

@@ -588,7 +588,13 @@ mod tests {
     fn changes_merge_when_contexts_touch() {
         let text = |edit: &[usize]| -> String {
             (0..20)
-                .map(|i| if edit.contains(&i) { format!("edited {i}\n") } else { format!("{i}\n") })
+                .map(|i| {
+                    if edit.contains(&i) {
+                        format!("edited {i}\n")
+                    } else {
+                        format!("{i}\n")
+                    }
+                })
                 .collect()
         };
         let old = text(&[]);

@@ -49,7 +49,9 @@ pub enum PositionEncoding {
 
 /// A 0-based line and a 0-based offset in that line, counted in some
 /// [`PositionEncoding`] (as LSP's `Position`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Position {
     pub line: u32,
     pub character: u32,
@@ -93,13 +95,17 @@ pub enum DocumentError {
     },
     #[error("byte offset {offset} is beyond the end of the document ({len_bytes} bytes)")]
     ByteOutOfRange { offset: usize, len_bytes: usize },
-    #[error("char offset {offset} is beyond the end of the document ({len_chars} chars, {len_bytes} bytes)")]
+    #[error(
+        "char offset {offset} is beyond the end of the document ({len_chars} chars, {len_bytes} bytes)"
+    )]
     CharOutOfRange {
         offset: usize,
         len_chars: usize,
         len_bytes: usize,
     },
-    #[error("byte offset {offset} is inside a multi-byte character (document has {len_bytes} bytes)")]
+    #[error(
+        "byte offset {offset} is inside a multi-byte character (document has {len_bytes} bytes)"
+    )]
     NotCharBoundary { offset: usize, len_bytes: usize },
     #[error("{unit} range {start}..{end} ends before it starts (document has {len_bytes} bytes)")]
     InvertedRange {
@@ -117,7 +123,9 @@ pub enum DocumentError {
         line_count: usize,
         len_bytes: usize,
     },
-    #[error("change for version {version} arrived after version {current}; changes must be applied in order")]
+    #[error(
+        "change for version {version} arrived after version {current}; changes must be applied in order"
+    )]
     VersionWentBackwards { version: i32, current: i32 },
 }
 
@@ -239,7 +247,11 @@ impl Document {
 
     /// Replaces the bytes of `range` with `text`. Both ends must be on
     /// character boundaries. The version is left alone.
-    pub fn edit_bytes(&mut self, range: std::ops::Range<usize>, text: &str) -> Result<(), DocumentError> {
+    pub fn edit_bytes(
+        &mut self,
+        range: std::ops::Range<usize>,
+        text: &str,
+    ) -> Result<(), DocumentError> {
         self.check_byte_range(&range)?;
         self.replace(range, text);
         Ok(())
@@ -247,7 +259,11 @@ impl Document {
 
     /// Replaces the chars (Unicode scalar values) of `range` with `text`.
     /// The version is left alone.
-    pub fn edit_chars(&mut self, range: std::ops::Range<usize>, text: &str) -> Result<(), DocumentError> {
+    pub fn edit_chars(
+        &mut self,
+        range: std::ops::Range<usize>,
+        text: &str,
+    ) -> Result<(), DocumentError> {
         let len_chars = self.rope.len_chars();
         if range.start > range.end {
             return Err(DocumentError::InvertedRange {
@@ -273,7 +289,11 @@ impl Document {
     /// The byte offset of `position`, clamping a character beyond the line
     /// end and snapping a position inside a character back to its start
     /// (see the module docs).
-    pub fn position_to_byte(&self, position: Position, encoding: PositionEncoding) -> Result<usize, DocumentError> {
+    pub fn position_to_byte(
+        &self,
+        position: Position,
+        encoding: PositionEncoding,
+    ) -> Result<usize, DocumentError> {
         let line = position.line as usize;
         let Some((start, end)) = self.line_bounds(line) else {
             return Err(DocumentError::LineOutOfRange {
@@ -312,7 +332,11 @@ impl Document {
     /// boundary. An offset between `\r` and `\n` is reported as one past the
     /// line's last character (no client sends it; we never produce it from
     /// a position).
-    pub fn byte_to_position(&self, byte: usize, encoding: PositionEncoding) -> Result<Position, DocumentError> {
+    pub fn byte_to_position(
+        &self,
+        byte: usize,
+        encoding: PositionEncoding,
+    ) -> Result<Position, DocumentError> {
         self.check_byte(byte)?;
         let line = self.line_of(byte);
         let start = self.line_start(line);
@@ -320,7 +344,8 @@ impl Document {
         let character = match encoding {
             PositionEncoding::Utf8 => byte - start,
             PositionEncoding::Utf16 => {
-                rope.char_to_utf16_cu(rope.byte_to_char(byte)) - rope.char_to_utf16_cu(rope.byte_to_char(start))
+                rope.char_to_utf16_cu(rope.byte_to_char(byte))
+                    - rope.char_to_utf16_cu(rope.byte_to_char(start))
             }
             PositionEncoding::Utf32 => rope.byte_to_char(byte) - rope.byte_to_char(start),
         };
@@ -347,7 +372,8 @@ impl Document {
         // Only definitions intersecting the range can contain it. Widened by
         // a byte each side: the cursor skips nodes that merely touch an empty
         // range (a cursor at the very end of a definition).
-        let query_range = byte_range.start.saturating_sub(1)..(byte_range.end + 1).min(self.len_bytes());
+        let query_range =
+            byte_range.start.saturating_sub(1)..(byte_range.end + 1).min(self.len_bytes());
         let symbols = syntax::outline_tree(self.language, tree, self, Some(query_range));
         syntax::innermost_enclosing(symbols, &byte_range)
     }
@@ -363,7 +389,9 @@ impl Document {
     /// Every comment (see [`syntax::comments`]).
     pub fn comments(&self) -> Vec<Comment> {
         match &self.tree {
-            Some(tree) if self.language != Language::Json => syntax::comments_tree(self.language, tree, self),
+            Some(tree) if self.language != Language::Json => {
+                syntax::comments_tree(self.language, tree, self)
+            }
             _ => Vec::new(),
         }
     }
@@ -408,7 +436,9 @@ impl Document {
         if self.breaks.is_regular() {
             self.rope.line_to_byte(line)
         } else {
-            self.line_table().line_start(line).unwrap_or(self.len_bytes())
+            self.line_table()
+                .line_start(line)
+                .unwrap_or(self.len_bytes())
         }
     }
 
@@ -510,7 +540,11 @@ impl Document {
             return;
         };
         let rope = &self.rope;
-        self.tree = parser.parse_with_options(&mut |byte, _point| chunk_from(rope, byte), self.tree.as_ref(), None);
+        self.tree = parser.parse_with_options(
+            &mut |byte, _point| chunk_from(rope, byte),
+            self.tree.as_ref(),
+            None,
+        );
     }
 }
 
@@ -531,7 +565,10 @@ fn chunk_from(rope: &Rope, byte: usize) -> &[u8] {
         return &[];
     }
     let (chunk, chunk_start, _, _) = rope.chunk_at_byte(byte);
-    chunk.as_bytes().get(byte - chunk_start..).unwrap_or_default()
+    chunk
+        .as_bytes()
+        .get(byte - chunk_start..)
+        .unwrap_or_default()
 }
 
 /// The bytes of `range` as a run of slices of the rope's chunks.

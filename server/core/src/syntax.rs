@@ -142,7 +142,9 @@ impl std::fmt::Display for Language {
 }
 
 /// A 0-based line (LSP line breaks) and 0-based byte column.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct LineCol {
     pub line: usize,
     pub column: usize,
@@ -354,11 +356,16 @@ fn nest(language: Language, mut raw: Vec<RawSymbol>, source: &impl Source) -> Ve
     // Outer definitions first when two start together; the earliest pattern
     // first among duplicates, so the dedup below keeps it.
     raw.sort_by(|a, b| {
-        (a.byte_range.start, std::cmp::Reverse(a.byte_range.end), a.pattern_index).cmp(&(
-            b.byte_range.start,
-            std::cmp::Reverse(b.byte_range.end),
-            b.pattern_index,
-        ))
+        (
+            a.byte_range.start,
+            std::cmp::Reverse(a.byte_range.end),
+            a.pattern_index,
+        )
+            .cmp(&(
+                b.byte_range.start,
+                std::cmp::Reverse(b.byte_range.end),
+                b.pattern_index,
+            ))
     });
     raw.dedup_by(|later, earlier| {
         later.byte_range == earlier.byte_range && later.name_range == earlier.name_range
@@ -370,7 +377,9 @@ fn nest(language: Language, mut raw: Vec<RawSymbol>, source: &impl Source) -> Ve
     for candidate in raw {
         while let Some(&top) = open.last() {
             let enclosing = &symbols[top].byte_range;
-            if enclosing.start <= candidate.byte_range.start && candidate.byte_range.end <= enclosing.end {
+            if enclosing.start <= candidate.byte_range.start
+                && candidate.byte_range.end <= enclosing.end
+            {
                 break;
             }
             open.pop();
@@ -381,17 +390,25 @@ fn nest(language: Language, mut raw: Vec<RawSymbol>, source: &impl Source) -> Ve
             && parent.is_some_and(|parent| {
                 matches!(
                     parent.kind,
-                    SymbolKind::Impl | SymbolKind::Trait | SymbolKind::Class | SymbolKind::Interface
+                    SymbolKind::Impl
+                        | SymbolKind::Trait
+                        | SymbolKind::Class
+                        | SymbolKind::Interface
                 )
             })
             && !candidate.name.ends_with('!')
         {
             kind = SymbolKind::Method;
         }
-        if language == Language::Python && kind == SymbolKind::Variable && is_constant_name(&candidate.name) {
+        if language == Language::Python
+            && kind == SymbolKind::Variable
+            && is_constant_name(&candidate.name)
+        {
             kind = SymbolKind::Constant;
         }
-        let container = candidate.receiver.or_else(|| parent.map(|parent| parent.name.clone()));
+        let container = candidate
+            .receiver
+            .or_else(|| parent.map(|parent| parent.name.clone()));
         let depth = u32::try_from(open.len()).unwrap_or(u32::MAX);
         symbols.push(Symbol {
             start: source.line_col(candidate.byte_range.start),
@@ -412,7 +429,9 @@ fn nest(language: Language, mut raw: Vec<RawSymbol>, source: &impl Source) -> Ve
 pub(crate) fn innermost_enclosing(symbols: Vec<Symbol>, range: &Range<usize>) -> Option<Symbol> {
     symbols
         .into_iter()
-        .filter(|symbol| symbol.byte_range.start <= range.start && range.end <= symbol.byte_range.end)
+        .filter(|symbol| {
+            symbol.byte_range.start <= range.start && range.end <= symbol.byte_range.end
+        })
         // Later in source order among containing symbols means nested deeper.
         .max_by_key(|symbol| (symbol.depth, symbol.byte_range.start))
 }
@@ -428,7 +447,9 @@ fn unquote_json_key(text: &str) -> String {
 
 fn is_constant_name(name: &str) -> bool {
     name.chars().any(|c| c.is_ascii_uppercase())
-        && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// `(s *Server[T])` → `Server`.
@@ -472,7 +493,10 @@ fn error_at(node: Node<'_>, what: String, source: &impl Source) -> SyntaxError {
     let byte_range = node.byte_range();
     let start = source.line_col(byte_range.start);
     SyntaxError {
-        message: format!("syntax error at {}: {what}", human_position(byte_range.start, source)),
+        message: format!(
+            "syntax error at {}: {what}",
+            human_position(byte_range.start, source)
+        ),
         byte_range,
         start,
     }
@@ -524,10 +548,10 @@ fn innermost_unclosed_bracket(node: Node<'_>) -> Option<(Node<'_>, &'static str)
                 "{" => open.push((leaf, "}")),
                 "(" => open.push((leaf, ")")),
                 "[" => open.push((leaf, "]")),
-                closer @ ("}" | ")" | "]") => {
-                    if open.last().is_some_and(|(_, expected)| *expected == closer) {
-                        open.pop();
-                    }
+                closer @ ("}" | ")" | "]")
+                    if open.last().is_some_and(|(_, expected)| *expected == closer) =>
+                {
+                    open.pop();
                 }
                 _ => {}
             }
@@ -560,7 +584,10 @@ fn first_token_text(node: Node<'_>, source: &impl Source) -> String {
 }
 
 pub(crate) fn comments_tree(language: Language, tree: &Tree, source: &impl Source) -> Vec<Comment> {
-    let Some(query) = queries(language).ok().and_then(|queries| queries.comments.as_ref()) else {
+    let Some(query) = queries(language)
+        .ok()
+        .and_then(|queries| queries.comments.as_ref())
+    else {
         return Vec::new();
     };
     let mut cursor = QueryCursor::new();
@@ -600,13 +627,19 @@ mod tests {
     #[test]
     fn every_grammar_loads() {
         for language in Language::ALL {
-            assert_eq!(language.parser().is_some(), language != Language::PlainText, "{language}");
+            assert_eq!(
+                language.parser().is_some(),
+                language != Language::PlainText,
+                "{language}"
+            );
         }
     }
 
     #[test]
     fn language_from_path_and_lsp_id() {
-        let check = |path: &str, expected: Language| assert_eq!(Language::from_path(path), expected, "{path}");
+        let check = |path: &str, expected: Language| {
+            assert_eq!(Language::from_path(path), expected, "{path}")
+        };
         check("src/main.rs", Language::Rust);
         check("C:\\code\\app.PY", Language::Python);
         check("web/App.tsx", Language::Tsx);
@@ -621,7 +654,10 @@ mod tests {
         for language in Language::ALL {
             assert_eq!(Language::from_lsp_id(language.as_str()), language);
         }
-        assert_eq!(Language::from_lsp_id("javascriptreact"), Language::JavaScript);
+        assert_eq!(
+            Language::from_lsp_id("javascriptreact"),
+            Language::JavaScript
+        );
         assert_eq!(Language::from_lsp_id("jsonc"), Language::Json);
         assert_eq!(Language::from_lsp_id("cobol"), Language::PlainText);
     }

@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
-use redline_core::apply::{ApplyError, Applier, ApplyId, FileAction, UndoOptions};
+use redline_core::apply::{Applier, ApplyError, ApplyId, FileAction, UndoOptions};
 use redline_core::diff::split_lines;
 use redline_core::path::RelPath;
 use redline_core::proposal::{HunkId, HunkStatus, Proposal, ProposalId, StagedFile};
@@ -27,7 +27,11 @@ impl Fixture {
         std::fs::create_dir(&root).unwrap();
         let root = root.canonicalize().unwrap();
         let applier = Applier::new(&dir.path().join("journal")).unwrap();
-        Fixture { _dir: dir, root, applier }
+        Fixture {
+            _dir: dir,
+            root,
+            applier,
+        }
     }
 
     fn write(&self, path: &str, bytes: &str, mode: u32) {
@@ -42,7 +46,11 @@ impl Fixture {
     }
 
     fn mode(&self, path: &str) -> u32 {
-        std::fs::metadata(self.root.join(path)).unwrap().permissions().mode() & 0o7777
+        std::fs::metadata(self.root.join(path))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
     }
 
     /// Stages a change against what is on disk now.
@@ -80,17 +88,32 @@ fn only_accepted_hunks_are_written_and_modes_kept() {
     let old = numbered(40);
     fx.write("tool.sh", &old, 0o750);
     fx.write("other.txt", "keep\n", 0o600);
-    let new = old.replace("line 2\n", "two\n").replace("line 30\n", "thirty\n");
-    let mut proposal =
-        fx.proposal(vec![fx.stage("tool.sh", Some(&new)), fx.stage("other.txt", Some("changed\n"))]);
+    let new = old
+        .replace("line 2\n", "two\n")
+        .replace("line 30\n", "thirty\n");
+    let mut proposal = fx.proposal(vec![
+        fx.stage("tool.sh", Some(&new)),
+        fx.stage("other.txt", Some("changed\n")),
+    ]);
     assert_eq!(ids(&proposal).len(), 3);
     // Changes are sorted by path: other.txt, then tool.sh's two hunks.
-    let tool: Vec<HunkId> = proposal.changes[1].hunks.iter().map(|h| h.id.clone()).collect();
-    proposal.set_status(&tool[1..2], HunkStatus::Accepted).unwrap();
-    proposal.set_status(&tool[0..1], HunkStatus::Rejected).unwrap();
+    let tool: Vec<HunkId> = proposal.changes[1]
+        .hunks
+        .iter()
+        .map(|h| h.id.clone())
+        .collect();
+    proposal
+        .set_status(&tool[1..2], HunkStatus::Accepted)
+        .unwrap();
+    proposal
+        .set_status(&tool[0..1], HunkStatus::Rejected)
+        .unwrap();
 
     let report = fx.applier.apply(&mut proposal).unwrap();
-    assert_eq!(fx.read("tool.sh").unwrap(), old.replace("line 30\n", "thirty\n"));
+    assert_eq!(
+        fx.read("tool.sh").unwrap(),
+        old.replace("line 30\n", "thirty\n")
+    );
     assert_eq!(fx.mode("tool.sh"), 0o750);
     assert_eq!(fx.read("other.txt").unwrap(), "keep\n");
     assert_eq!(report.files.len(), 1);
@@ -106,13 +129,19 @@ fn only_accepted_hunks_are_written_and_modes_kept() {
 fn nothing_accepted_writes_and_journals_nothing() {
     let fx = Fixture::new();
     fx.write("a.txt", "a\n", 0o644);
-    let mut proposal = fx.proposal(vec![fx.stage("a.txt", Some("b\n")), fx.stage("new.txt", Some("n\n"))]);
+    let mut proposal = fx.proposal(vec![
+        fx.stage("a.txt", Some("b\n")),
+        fx.stage("new.txt", Some("n\n")),
+    ]);
     let report = fx.applier.apply(&mut proposal).unwrap();
     assert!(report.files.is_empty());
     assert_eq!(fx.read("a.txt").unwrap(), "a\n");
     assert_eq!(fx.read("new.txt"), None);
     assert!(fx.applier.list().unwrap().is_empty());
-    let leftovers: Vec<_> = std::fs::read_dir(&fx.root).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(&fx.root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(leftovers.len(), 1, "{leftovers:?}");
 }
 
@@ -121,7 +150,10 @@ fn create_delete_rename_apply_and_undo_exactly() {
     let fx = Fixture::new();
     fx.write("gone.txt", "bye\n", 0o640);
     fx.write("src/old.rs", &numbered(20), 0o755);
-    let mut rename = fx.stage("src/old.rs", Some(&numbered(20).replace("line 9\n", "nine\n")));
+    let mut rename = fx.stage(
+        "src/old.rs",
+        Some(&numbered(20).replace("line 9\n", "nine\n")),
+    );
     rename.renamed_from = Some(rename.path.clone());
     rename.path = RelPath::new("lib/new.rs").unwrap();
     let mut proposal = fx.proposal(vec![
@@ -131,8 +163,11 @@ fn create_delete_rename_apply_and_undo_exactly() {
     ]);
     proposal.set_all(HunkStatus::Accepted);
     let report = fx.applier.apply(&mut proposal).unwrap();
-    let mut actions: Vec<String> =
-        report.files.iter().map(|f| format!("{} {:?}", f.path, f.action)).collect();
+    let mut actions: Vec<String> = report
+        .files
+        .iter()
+        .map(|f| format!("{} {:?}", f.path, f.action))
+        .collect();
     actions.sort();
     assert_eq!(
         actions,
@@ -146,13 +181,19 @@ fn create_delete_rename_apply_and_undo_exactly() {
     assert_eq!(fx.mode("deep/dir/new.txt"), 0o644);
     assert_eq!(fx.read("gone.txt"), None);
     assert_eq!(fx.read("src/old.rs"), None);
-    assert_eq!(fx.read("lib/new.rs").unwrap(), numbered(20).replace("line 9\n", "nine\n"));
+    assert_eq!(
+        fx.read("lib/new.rs").unwrap(),
+        numbered(20).replace("line 9\n", "nine\n")
+    );
     assert_eq!(fx.mode("lib/new.rs"), 0o755);
 
     let undo = fx.applier.undo(&report.apply_id).unwrap();
     assert_eq!(undo.apply_id, report.apply_id);
     assert_eq!(fx.read("deep/dir/new.txt"), None);
-    assert!(!fx.root.join("deep").exists(), "created directories are removed on undo");
+    assert!(
+        !fx.root.join("deep").exists(),
+        "created directories are removed on undo"
+    );
     assert_eq!(fx.read("gone.txt").unwrap(), "bye\n");
     assert_eq!(fx.mode("gone.txt"), 0o640);
     assert_eq!(fx.read("src/old.rs").unwrap(), numbered(20));
@@ -165,7 +206,13 @@ fn create_delete_rename_apply_and_undo_exactly() {
     assert_eq!(list[0].undo_of.as_ref(), Some(&report.apply_id));
     assert_eq!(list[1].undone_by.as_ref(), Some(&undo.undo_id));
     let again = fx.applier.undo(&report.apply_id).unwrap_err();
-    assert_eq!(again.to_string(), format!("cannot undo apply {}: it is already undone", report.apply_id));
+    assert_eq!(
+        again.to_string(),
+        format!(
+            "cannot undo apply {}: it is already undone",
+            report.apply_id
+        )
+    );
 }
 
 #[test]
@@ -175,27 +222,45 @@ fn new_mode_is_applied_only_when_the_mode_hunk_is_accepted() {
     let mut staged = fx.stage("run.sh", Some("echo hi\n"));
     staged.after_mode = Some(0o755);
     let mut proposal = fx.proposal(vec![staged.clone()]);
-    let text = proposal.changes[0].hunks.iter().find(|h| h.kind == redline_core::proposal::HunkKind::Text).unwrap().id.clone();
+    let text = proposal.changes[0]
+        .hunks
+        .iter()
+        .find(|h| h.kind == redline_core::proposal::HunkKind::Text)
+        .unwrap()
+        .id
+        .clone();
     proposal.set_status(&[text], HunkStatus::Accepted).unwrap();
     fx.applier.apply(&mut proposal).unwrap();
-    assert_eq!((fx.read("run.sh").unwrap().as_str(), fx.mode("run.sh")), ("echo hi\n", 0o644));
+    assert_eq!(
+        (fx.read("run.sh").unwrap().as_str(), fx.mode("run.sh")),
+        ("echo hi\n", 0o644)
+    );
 
     let fx = Fixture::new();
     fx.write("run.sh", "echo\n", 0o644);
     let mut proposal = fx.proposal(vec![staged]);
     proposal.set_all(HunkStatus::Accepted);
     fx.applier.apply(&mut proposal).unwrap();
-    assert_eq!((fx.read("run.sh").unwrap().as_str(), fx.mode("run.sh")), ("echo hi\n", 0o755));
+    assert_eq!(
+        (fx.read("run.sh").unwrap().as_str(), fx.mode("run.sh")),
+        ("echo hi\n", 0o755)
+    );
 }
 
 /// A file edited after the proposal was made: `edit` is what the user did,
 /// `expect_file` the content after applying all hunks, `expect_stale` how
 /// many hunks went stale.
-fn check_conflict(edit: impl Fn(&str) -> String, expect_file: impl Fn(&str) -> String, expect_stale: usize) {
+fn check_conflict(
+    edit: impl Fn(&str) -> String,
+    expect_file: impl Fn(&str) -> String,
+    expect_stale: usize,
+) {
     let fx = Fixture::new();
     let old = numbered(60);
     fx.write("a.txt", &old, 0o644);
-    let new = old.replace("line 10\n", "ten\n").replace("line 40\n", "forty\n");
+    let new = old
+        .replace("line 10\n", "ten\n")
+        .replace("line 40\n", "forty\n");
     let mut proposal = fx.proposal(vec![fx.stage("a.txt", Some(&new))]);
     proposal.set_all(HunkStatus::Accepted);
     let user = edit(&old);
@@ -209,7 +274,10 @@ fn check_conflict(edit: impl Fn(&str) -> String, expect_file: impl Fn(&str) -> S
     for reason in &report.stale_reasons {
         assert_eq!(
             reason.to_string(),
-            format!("cannot apply hunk {} of a.txt: file changed since the proposal was made", reason.id)
+            format!(
+                "cannot apply hunk {} of a.txt: file changed since the proposal was made",
+                reason.id
+            )
         );
     }
 }
@@ -219,7 +287,10 @@ fn edited_file_hunks_are_reanchored_when_context_matches_uniquely() {
     // Lines inserted at the top shift both hunks; both still match.
     check_conflict(
         |old| format!("new header\nmore\n{old}"),
-        |user| user.replace("line 10\n", "ten\n").replace("line 40\n", "forty\n"),
+        |user| {
+            user.replace("line 10\n", "ten\n")
+                .replace("line 40\n", "forty\n")
+        },
         0,
     );
 }
@@ -229,12 +300,19 @@ fn edited_file_hunks_touching_the_edit_go_stale() {
     // The user edited a context line of the first hunk: that hunk is stale,
     // the second is written where it moved to.
     check_conflict(
-        |old| old.replace("line 11\n", "user's line 11\n").replace("line 1\n", "L1\nL1b\n"),
+        |old| {
+            old.replace("line 11\n", "user's line 11\n")
+                .replace("line 1\n", "L1\nL1b\n")
+        },
         |user| user.replace("line 40\n", "forty\n"),
         1,
     );
     // The user changed the very line the hunk replaces.
-    check_conflict(|old| old.replace("line 40\n", "user 40\n"), |user| user.replace("line 10\n", "ten\n"), 1);
+    check_conflict(
+        |old| old.replace("line 40\n", "user 40\n"),
+        |user| user.replace("line 10\n", "ten\n"),
+        1,
+    );
 }
 
 #[test]
@@ -258,7 +336,10 @@ fn ambiguous_context_goes_stale() {
 fn changed_files_are_never_deleted_or_clobbered_by_creation() {
     let fx = Fixture::new();
     fx.write("del.txt", "original\n", 0o644);
-    let mut proposal = fx.proposal(vec![fx.stage("del.txt", None), fx.stage("new.txt", Some("mine\n"))]);
+    let mut proposal = fx.proposal(vec![
+        fx.stage("del.txt", None),
+        fx.stage("new.txt", Some("mine\n")),
+    ]);
     proposal.set_all(HunkStatus::Accepted);
     fx.write("del.txt", "user edit\n", 0o644);
     fx.write("new.txt", "user created\n", 0o644);
@@ -286,7 +367,10 @@ fn undo_refuses_files_changed_since_unless_forced() {
         )
     );
     assert_eq!(fx.read("a.txt").unwrap(), "three\n");
-    let undo = fx.applier.undo_with(&report.apply_id, UndoOptions { force: true }).unwrap();
+    let undo = fx
+        .applier
+        .undo_with(&report.apply_id, UndoOptions { force: true })
+        .unwrap();
     assert_eq!(fx.read("a.txt").unwrap(), "one\n");
     // The forced undo journaled "three", so undoing it brings it back.
     fx.applier.undo(&undo.undo_id).unwrap();
@@ -297,9 +381,18 @@ fn undo_refuses_files_changed_since_unless_forced() {
 fn errors_name_the_problem() {
     let fx = Fixture::new();
     let err = fx.applier.undo(&ApplyId("../../etc".into())).unwrap_err();
-    assert_eq!(err.to_string(), "`../../etc` is not an apply id (expected `a-` followed by digits and hex)");
-    let err = fx.applier.undo(&ApplyId("a-0000000000001-00000000".into())).unwrap_err();
-    assert_eq!(err.to_string(), "no apply `a-0000000000001-00000000` in the journal");
+    assert_eq!(
+        err.to_string(),
+        "`../../etc` is not an apply id (expected `a-` followed by digits and hex)"
+    );
+    let err = fx
+        .applier
+        .undo(&ApplyId("a-0000000000001-00000000".into()))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "no apply `a-0000000000001-00000000` in the journal"
+    );
 
     // Root gone.
     fx.write("a.txt", "x\n", 0o644);
@@ -308,7 +401,11 @@ fn errors_name_the_problem() {
     proposal.roots = vec![fx.root.join("missing")];
     let err = fx.applier.apply(&mut proposal).unwrap_err();
     assert!(
-        err.to_string().starts_with(&format!("granted folder `{}` of proposal {} is not available", fx.root.join("missing").display(), proposal.id)),
+        err.to_string().starts_with(&format!(
+            "granted folder `{}` of proposal {} is not available",
+            fx.root.join("missing").display(),
+            proposal.id
+        )),
         "{err}"
     );
 }
@@ -331,12 +428,26 @@ fn symlink_escapes_are_refused() {
     let mut proposal = fx.proposal(vec![staged]);
     proposal.set_all(HunkStatus::Accepted);
     let err = fx.applier.apply(&mut proposal).unwrap_err();
-    assert_eq!(err.to_string(), "path `out/secret` escapes the granted folder through the symlink `out`");
-    assert_eq!(std::fs::read_to_string(outside.path().join("secret")).unwrap(), "s\n");
+    assert_eq!(
+        err.to_string(),
+        "path `out/secret` escapes the granted folder through the symlink `out`"
+    );
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("secret")).unwrap(),
+        "s\n"
+    );
 }
 
 fn lines_strategy() -> impl Strategy<Value = String> {
-    let line = prop_oneof![Just("a"), Just("b"), Just("c"), Just("{"), Just("}"), Just(""), Just("ü")];
+    let line = prop_oneof![
+        Just("a"),
+        Just("b"),
+        Just("c"),
+        Just("{"),
+        Just("}"),
+        Just(""),
+        Just("ü")
+    ];
     (prop::collection::vec(line, 0..30), any::<bool>()).prop_map(|(lines, newline)| {
         let mut text = lines.join("\n");
         if newline && !lines.is_empty() {

@@ -35,7 +35,9 @@ fn numbered(n: usize) -> String {
 fn scenario() -> (BTreeMap<&'static str, State>, BTreeMap<&'static str, State>) {
     let text = |s: &str, mode: u32| Some((s.as_bytes().to_vec(), mode));
     let old_a = numbered(50);
-    let new_a = old_a.replace("line 5\n", "five\n").replace("line 45\n", "forty-five\n");
+    let new_a = old_a
+        .replace("line 5\n", "five\n")
+        .replace("line 45\n", "forty-five\n");
     let old_e = numbered(12);
     let new_e = old_e.replace("line 6\n", "six\n");
     let old_bin: Vec<u8> = (0..=255u8).collect();
@@ -112,9 +114,18 @@ fn setup() -> Setup {
     ];
     let mut proposal = Proposal::build(ProposalId::generate(), vec![root.clone()], files, None);
     proposal.set_all(HunkStatus::Accepted);
-    std::fs::write(base.join("proposal.json"), serde_json::to_vec(&proposal).unwrap()).unwrap();
+    std::fs::write(
+        base.join("proposal.json"),
+        serde_json::to_vec(&proposal).unwrap(),
+    )
+    .unwrap();
     let journal = base.join("journal");
-    Setup { _dir: dir, base, root, journal }
+    Setup {
+        _dir: dir,
+        base,
+        root,
+        journal,
+    }
 }
 
 fn load_proposal(base: &Path) -> Proposal {
@@ -125,7 +136,9 @@ fn load_proposal(base: &Path) -> Proposal {
 fn child(dir: &str) {
     let base = PathBuf::from(dir);
     let step: u32 = std::env::var(CRASH_AT).unwrap().parse().unwrap();
-    let options = ApplierOptions { crash_after_step: Some(step) };
+    let options = ApplierOptions {
+        crash_after_step: Some(step),
+    };
     let applier = Applier::with_options(&base.join("journal"), options).unwrap();
     match std::env::var(CHILD_OP).unwrap().as_str() {
         "apply" => {
@@ -153,7 +166,11 @@ fn run_child(test: &str, setup: &Setup, op: &str, step: u32) -> bool {
     if status.success() {
         return false;
     }
-    assert_eq!(status.signal(), Some(libc::SIGKILL), "{op} child at step {step} failed: {status:?}");
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "{op} child at step {step} failed: {status:?}"
+    );
     true
 }
 
@@ -167,14 +184,20 @@ fn assert_old_or_new(setup: &Setup, context: &str) -> usize {
         if now == after[path] && now != before[path] {
             new_count += 1;
         } else {
-            assert!(now == before[path], "{context}: {path} is neither old nor new: {now:?}");
+            assert!(
+                now == before[path],
+                "{context}: {path} is neither old nor new: {now:?}"
+            );
         }
     }
     let leftovers: Vec<String> = walk(&setup.root)
         .into_iter()
         .filter(|p| p.contains(".redline-"))
         .collect();
-    assert!(leftovers.is_empty(), "{context}: temp files left: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "{context}: temp files left: {leftovers:?}"
+    );
     new_count
 }
 
@@ -196,10 +219,16 @@ fn assert_all(setup: &Setup, which: &str, context: &str) {
     let (before, after) = scenario();
     let want = if which == "old" { &before } else { &after };
     for (path, state) in want {
-        assert!(read_state(&setup.root, path) == *state, "{context}: {path} is not {which}");
+        assert!(
+            read_state(&setup.root, path) == *state,
+            "{context}: {path} is not {which}"
+        );
     }
     if which == "old" {
-        assert!(!setup.root.join("new").exists(), "{context}: created directory left behind");
+        assert!(
+            !setup.root.join("new").exists(),
+            "{context}: created directory left behind"
+        );
     }
 }
 
@@ -240,7 +269,11 @@ fn sigkill_at_every_step_of_apply_and_undo_leaves_files_old_or_new() {
         // A fresh apply after recovery works and undoes exactly.
         let mut proposal = load_proposal(&setup.base);
         let report = applier.apply(&mut proposal).unwrap();
-        assert!(report.stale.is_empty(), "{context}: {:?}", report.stale_reasons);
+        assert!(
+            report.stale.is_empty(),
+            "{context}: {:?}",
+            report.stale_reasons
+        );
         assert_all(&setup, "new", &context);
         applier.undo(&report.apply_id).unwrap();
         assert_all(&setup, "old", &context);
@@ -275,5 +308,8 @@ fn sigkill_at_every_step_of_apply_and_undo_leaves_files_old_or_new() {
         }
         assert_all(&setup, "old", &context);
     }
-    assert!(undo_crashes >= 10, "only {undo_crashes} undo crash points were exercised");
+    assert!(
+        undo_crashes >= 10,
+        "only {undo_crashes} undo crash points were exercised"
+    );
 }

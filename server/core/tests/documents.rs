@@ -1,5 +1,8 @@
 //! `Document`: position encodings, edits, incremental reparsing.
 
+// Helpers outside `#[test]` functions unwrap too; a failure is the test failing.
+#![allow(clippy::unwrap_used)]
+
 use expect_test::{Expect, expect};
 use proptest::prelude::*;
 use redline_core::document::{Document, DocumentError, Position, PositionEncoding, Range};
@@ -148,8 +151,10 @@ fn errors_name_the_position_and_the_document_size() {
         document.byte_to_position(2, Utf16),
         expect!["byte offset 2 is inside a multi-byte character (document has 8 bytes)"],
     );
+    #[allow(clippy::reversed_empty_ranges)] // an inverted range is refused, not a panic
+    let inverted = 3..1;
     check_error(
-        document.edit_bytes(3..1, "x"),
+        document.edit_bytes(inverted, "x"),
         expect!["byte range 3..1 ends before it starts (document has 8 bytes)"],
     );
     check_error(
@@ -177,11 +182,20 @@ fn errors_name_the_position_and_the_document_size() {
 
 #[test]
 fn apply_change_follows_lsp_did_change() {
-    let mut document = Document::new("fn main() {\r\n    let x = \"😀\";\r\n}\r\n", Language::Rust, 1);
+    let mut document = Document::new(
+        "fn main() {\r\n    let x = \"😀\";\r\n}\r\n",
+        Language::Rust,
+        1,
+    );
     // Replace the emoji (UTF-16 columns 13..15) with CJK text.
     let range = Range::new(Position::new(1, 13), Position::new(1, 15));
-    document.apply_change(Some(range), "日本", Utf16, 2).unwrap();
-    assert_eq!(document.text(), "fn main() {\r\n    let x = \"日本\";\r\n}\r\n");
+    document
+        .apply_change(Some(range), "日本", Utf16, 2)
+        .unwrap();
+    assert_eq!(
+        document.text(),
+        "fn main() {\r\n    let x = \"日本\";\r\n}\r\n"
+    );
     assert_eq!(document.version(), 2);
     // The same again in UTF-8 and UTF-32 columns.
     let range = Range::new(Position::new(1, 13), Position::new(1, 19));
@@ -189,7 +203,9 @@ fn apply_change_follows_lsp_did_change() {
     let range = Range::new(Position::new(1, 13), Position::new(1, 14));
     document.apply_change(Some(range), "ü", Utf32, 3).unwrap();
     assert_eq!(document.line_text(1).as_deref(), Some("    let x = \"ü\";"));
-    document.apply_change(None, "fn f() {}\n", Utf16, 4).unwrap();
+    document
+        .apply_change(None, "fn f() {}\n", Utf16, 4)
+        .unwrap();
     assert_eq!(document.text(), "fn f() {}\n");
     assert_eq!(document.line_count(), 2);
     assert!(document.syntax_errors().is_empty());
@@ -214,18 +230,32 @@ fn crlf_pairs_split_and_joined_by_edits_keep_lines_right() {
     assert_eq!(document.line_text(1).as_deref(), Some("x"));
     document.edit_bytes(2..3, "").unwrap();
     assert_eq!(document.line_count(), 2);
-    assert_eq!(document.position_to_byte(Position::new(1, 0), Utf16).unwrap(), 3);
+    assert_eq!(
+        document
+            .position_to_byte(Position::new(1, 0), Utf16)
+            .unwrap(),
+        3
+    );
 }
 
 #[test]
 fn document_queries_match_the_free_functions() {
     let source = "// redline: tidy this\nstruct A;\nimpl A {\n    fn f(&self) {}\n}\n";
     let document = Document::new(source, Language::Rust, 0);
-    assert_eq!(document.outline(), redline_core::syntax::outline(Language::Rust, source));
-    assert_eq!(document.comments(), redline_core::syntax::comments(Language::Rust, source));
+    assert_eq!(
+        document.outline(),
+        redline_core::syntax::outline(Language::Rust, source)
+    );
+    assert_eq!(
+        document.comments(),
+        redline_core::syntax::comments(Language::Rust, source)
+    );
     let inside_f = source.find("{}").unwrap();
     let symbol = document.enclosing_symbol(inside_f..inside_f + 1).unwrap();
-    assert_eq!((symbol.name.as_str(), symbol.container.as_deref()), ("f", Some("A")));
+    assert_eq!(
+        (symbol.name.as_str(), symbol.container.as_deref()),
+        ("f", Some("A"))
+    );
 }
 
 /// A reference implementation of LSP UTF-16 positions on a `String`, written
@@ -258,8 +288,27 @@ fn model_position_to_byte(text: &str, position: Position) -> Option<usize> {
 
 fn fragment() -> impl Strategy<Value = String> {
     prop::sample::select(vec![
-        "", "a", "fn f() {", "}", "\n", "\r\n", "\r", "😀", "é", "日本", "(", ")", "let x = 1;", "    ", "\"", "//",
-        "\u{2028}", "class A:\n    def f(self):\n        return 1\n", "{\"k\": [1, 2]}", "# Title\n", "'",
+        "",
+        "a",
+        "fn f() {",
+        "}",
+        "\n",
+        "\r\n",
+        "\r",
+        "😀",
+        "é",
+        "日本",
+        "(",
+        ")",
+        "let x = 1;",
+        "    ",
+        "\"",
+        "//",
+        "\u{2028}",
+        "class A:\n    def f(self):\n        return 1\n",
+        "{\"k\": [1, 2]}",
+        "# Title\n",
+        "'",
     ])
     .prop_map(str::to_owned)
 }

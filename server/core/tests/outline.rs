@@ -1,6 +1,9 @@
 //! Outlines (snapshots per language), enclosing symbols, syntax errors and
 //! comments, through the free functions of `redline_core::syntax`.
 
+// Helpers outside `#[test]` functions unwrap too; a failure is the test failing.
+#![allow(clippy::unwrap_used)]
+
 use expect_test::{Expect, expect};
 use redline_core::document::Document;
 use redline_core::syntax::{self, Language, Symbol};
@@ -332,7 +335,11 @@ fn outline_positions_are_byte_columns_on_lsp_lines() {
 fn check_enclosing_against_full_outline(language: Language, source: &str) {
     let document = Document::new(source, language, 0);
     let outline = document.outline();
-    let boundaries: Vec<usize> = source.char_indices().map(|(i, _)| i).chain([source.len()]).collect();
+    let boundaries: Vec<usize> = source
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain([source.len()])
+        .collect();
     for (index, &start) in boundaries.iter().enumerate() {
         for &end in boundaries[index..].iter().take(3) {
             let expected = outline
@@ -366,11 +373,22 @@ fn enclosing_symbol_finds_the_innermost_definition() {
             .map(|symbol| format!("{} {} in {:?}", symbol.kind, symbol.name, symbol.container));
         expect.assert_eq(&format!("{found:?}"));
     };
-    check("self.x, self.y", expect![[r#"Some("method fmt in Some(\"fmt::Display for Point\")")"#]]);
-    check("(1, 2)", expect![[r#"Some("function helper in Some(\"tests\")")"#]]);
-    check("pub x: f64", expect![[r#"Some("field x in Some(\"Point\")")"#]]);
+    check(
+        "self.x, self.y",
+        expect![[r#"Some("method fmt in Some(\"fmt::Display for Point\")")"#]],
+    );
+    check(
+        "(1, 2)",
+        expect![[r#"Some("function helper in Some(\"tests\")")"#]],
+    );
+    check(
+        "pub x: f64",
+        expect![[r#"Some("field x in Some(\"Point\")")"#]],
+    );
     check("use std::fmt;", expect![[r#"None"#]]);
-    assert_eq!(document.enclosing_symbol(5..2), None);
+    #[allow(clippy::reversed_empty_ranges)] // an inverted range is refused, not a panic
+    let inverted = 5..2;
+    assert_eq!(document.enclosing_symbol(inverted), None);
     assert_eq!(document.enclosing_symbol(0..RUST.len() + 1), None);
 }
 
@@ -467,7 +485,11 @@ fn syntax_errors_are_empty_for_valid_code() {
         (Language::Json, JSON),
         (Language::Markdown, MARKDOWN),
     ] {
-        assert_eq!(syntax::syntax_errors(language, source), vec![], "{language}");
+        assert_eq!(
+            syntax::syntax_errors(language, source),
+            vec![],
+            "{language}"
+        );
     }
 }
 
@@ -480,7 +502,11 @@ fn check_comments(language: Language, source: &str, expect: Expect) {
             assert_eq!(&source[comment.byte_range.clone()], comment.text);
             format!(
                 "{}:{}-{}:{} {}",
-                comment.start.line, comment.start.column, comment.end.line, comment.end.column, comment.text
+                comment.start.line,
+                comment.start.column,
+                comment.end.line,
+                comment.end.column,
+                comment.text
             )
         })
         .collect();
@@ -538,7 +564,11 @@ fn comments_find_redline_instructions() {
             ]
         "#]],
     );
-    check_comments(Language::Json, "{\"a\": 1}", expect![[r#"
+    check_comments(
+        Language::Json,
+        "{\"a\": 1}",
+        expect![[r#"
         []
-    "#]]);
+    "#]],
+    );
 }

@@ -32,7 +32,12 @@ fn modify(path: &str, before: &str, after: &str) -> StagedFile {
 }
 
 fn build(files: Vec<StagedFile>) -> Proposal {
-    Proposal::build(ProposalId("p-test".into()), vec![PathBuf::from("/tmp/root")], files, None)
+    Proposal::build(
+        ProposalId("p-test".into()),
+        vec![PathBuf::from("/tmp/root")],
+        files,
+        None,
+    )
 }
 
 fn numbered(n: usize) -> String {
@@ -113,8 +118,19 @@ fn modify_groups_changes_with_three_lines_of_context() {
     let hunks = &proposal.changes[0].hunks;
     assert_eq!(hunks.len(), 2);
     assert_eq!((hunks[0].old_start, hunks[0].old_lines), (1, 5));
-    assert_eq!(hunks[0].old_text, "line 2\nline 3\nline 4\nline 5\nline 6\n");
-    assert_eq!((hunks[1].old_start, hunks[1].old_lines, hunks[1].new_start, hunks[1].new_lines), (25, 0, 25, 1));
+    assert_eq!(
+        hunks[0].old_text,
+        "line 2\nline 3\nline 4\nline 5\nline 6\n"
+    );
+    assert_eq!(
+        (
+            hunks[1].old_start,
+            hunks[1].old_lines,
+            hunks[1].new_start,
+            hunks[1].new_lines
+        ),
+        (25, 0, 25, 1)
+    );
 }
 
 #[test]
@@ -202,9 +218,18 @@ fn multiple_roots_prefix_paths_with_the_root_folder_name() {
         None,
     );
     let diff = proposal.unified_diff();
-    assert!(diff.contains("diff --git a/app/a.txt b/app/a.txt\n"), "{diff}");
-    assert!(diff.contains("diff --git a/docs/b.txt b/docs/b.txt\n"), "{diff}");
-    assert!(diff.contains("--- a/docs/b.txt\n+++ b/docs/b.txt\n"), "{diff}");
+    assert!(
+        diff.contains("diff --git a/app/a.txt b/app/a.txt\n"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("diff --git a/docs/b.txt b/docs/b.txt\n"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("--- a/docs/b.txt\n+++ b/docs/b.txt\n"),
+        "{diff}"
+    );
 }
 
 #[test]
@@ -213,8 +238,13 @@ fn hunk_ids_are_stable_and_statuses_carry_over() {
     let first = old.replace("line 3\n", "line three\n");
     let mut proposal = build(vec![modify("a.txt", &old, &first)]);
     let first_id = proposal.changes[0].hunks[0].id.clone();
-    assert!(first_id.0.starts_with('h') && first_id.0.len() == 13, "{first_id}");
-    proposal.set_status(std::slice::from_ref(&first_id), HunkStatus::Accepted).unwrap();
+    assert!(
+        first_id.0.starts_with('h') && first_id.0.len() == 13,
+        "{first_id}"
+    );
+    proposal
+        .set_status(std::slice::from_ref(&first_id), HunkStatus::Accepted)
+        .unwrap();
 
     // The task edits further down: the first hunk keeps its id and status.
     let second = first.replace("line 30\n", "line thirty\n");
@@ -244,17 +274,30 @@ fn identical_hunks_in_one_file_get_distinct_ids() {
 
 #[test]
 fn set_status_refuses_unknown_ids_and_counts_follow() {
-    let mut proposal = build(vec![modify("a.txt", "a\n", "b\n"), modify("b.txt", "a\n", "b\n")]);
+    let mut proposal = build(vec![
+        modify("a.txt", "a\n", "b\n"),
+        modify("b.txt", "a\n", "b\n"),
+    ]);
     let err = proposal
         .set_status(&[HunkId("hdeadbeef0000".into())], HunkStatus::Accepted)
         .unwrap_err();
     assert_eq!(err.to_string(), "unknown hunk hdeadbeef0000");
     assert_eq!(proposal.counts().pending, 2);
     let id = proposal.changes[0].hunks[0].id.clone();
-    proposal.set_status(std::slice::from_ref(&id), HunkStatus::Rejected).unwrap();
+    proposal
+        .set_status(std::slice::from_ref(&id), HunkStatus::Rejected)
+        .unwrap();
     assert_eq!(proposal.hunk(&id).unwrap().0.path.as_str(), "a.txt");
     let counts = proposal.counts();
-    assert_eq!((counts.pending, counts.accepted, counts.rejected, counts.stale), (1, 0, 1, 0));
+    assert_eq!(
+        (
+            counts.pending,
+            counts.accepted,
+            counts.rejected,
+            counts.stale
+        ),
+        (1, 0, 1, 0)
+    );
     proposal.set_all(HunkStatus::Accepted);
     assert_eq!(proposal.counts().accepted, 2);
 }
@@ -274,7 +317,11 @@ fn binary_files_become_one_binary_hunk() {
         proposal.changes[0].resolved_content(),
         Some(FileContent::Binary(vec![0x89, b'P', 0, 2]))
     );
-    assert!(proposal.unified_diff().contains("GIT binary patch\nliteral 4\n"));
+    assert!(
+        proposal
+            .unified_diff()
+            .contains("GIT binary patch\nliteral 4\n")
+    );
 }
 
 #[test]
@@ -287,7 +334,12 @@ fn rename_with_edits_has_rename_and_text_hunks() {
     };
     let proposal = build(vec![file]);
     let change = &proposal.changes[0];
-    assert_eq!(change.kind, ChangeKind::Rename { from: rel("old/name.rs") });
+    assert_eq!(
+        change.kind,
+        ChangeKind::Rename {
+            from: rel("old/name.rs")
+        }
+    );
     let kinds: Vec<HunkKind> = change.hunks.iter().map(|h| h.kind).collect();
     assert_eq!(kinds, vec![HunkKind::Rename, HunkKind::Text]);
 }
@@ -295,10 +347,14 @@ fn rename_with_edits_has_rename_and_text_hunks() {
 #[test]
 fn resolved_content_follows_accepted_hunks() {
     let old = numbered(30);
-    let new = old.replace("line 2\n", "two\n").replace("line 20\n", "twenty\n");
+    let new = old
+        .replace("line 2\n", "two\n")
+        .replace("line 20\n", "twenty\n");
     let mut proposal = build(vec![modify("a.txt", &old, &new)]);
     let second = proposal.changes[0].hunks[1].id.clone();
-    proposal.set_status(&[second], HunkStatus::Accepted).unwrap();
+    proposal
+        .set_status(&[second], HunkStatus::Accepted)
+        .unwrap();
     let Some(FileContent::Text(text)) = proposal.changes[0].resolved_content() else {
         panic!("expected text");
     };
@@ -316,10 +372,18 @@ fn oracle(old: &str, new: &str, hunks: &[Hunk], chosen: &[bool]) -> String {
     let (mut o, mut n) = (0usize, 0usize);
     for (hunk, &take) in hunks.iter().zip(chosen) {
         let (os, ns) = (hunk.old_start as usize, hunk.new_start as usize);
-        assert_eq!(old_lines[o..os], new_lines[n..ns], "unchanged region differs");
+        assert_eq!(
+            old_lines[o..os],
+            new_lines[n..ns],
+            "unchanged region differs"
+        );
         out.push_str(&old_lines[o..os].concat());
         let (oe, ne) = (os + hunk.old_lines as usize, ns + hunk.new_lines as usize);
-        let region = if take { &new_lines[ns..ne] } else { &old_lines[os..oe] };
+        let region = if take {
+            &new_lines[ns..ne]
+        } else {
+            &old_lines[os..oe]
+        };
         out.push_str(&region.concat());
         o = oe;
         n = ne;
@@ -342,16 +406,19 @@ pub fn text_strategy() -> impl Strategy<Value = String> {
         Just("é ü 漢字".to_owned()),
         "[a-e]{1,3}",
     ];
-    (prop::collection::vec(line, 0..40), any::<bool>(), any::<bool>()).prop_map(
-        |(lines, final_newline, crlf)| {
+    (
+        prop::collection::vec(line, 0..40),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(lines, final_newline, crlf)| {
             let sep = if crlf { "\r\n" } else { "\n" };
             let mut text = lines.join(sep);
             if final_newline && !lines.is_empty() {
                 text.push_str(sep);
             }
             text
-        },
-    )
+        })
 }
 
 proptest! {

@@ -71,7 +71,10 @@ pub fn client_features(params: &InitializeParams) -> ClientFeatures {
     let workspace = capabilities.workspace.as_ref();
     let edit = workspace.and_then(|w| w.workspace_edit.as_ref());
     let operations = edit.and_then(|e| e.resource_operations.clone()).unwrap_or_default();
-    let document_changes = edit.and_then(|e| e.document_changes).unwrap_or(false);
+    // Neovim (0.7 to 0.11) applies `documentChanges` and advertises
+    // `resourceOperations` without `documentChanges: true`; resource
+    // operations only exist inside `documentChanges`, so either says yes.
+    let document_changes = edit.and_then(|e| e.document_changes).unwrap_or(false) || !operations.is_empty();
     ClientFeatures {
         change_annotations: document_changes && edit.and_then(|e| e.change_annotation_support.as_ref()).is_some(),
         document_changes,

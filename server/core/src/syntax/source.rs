@@ -219,7 +219,11 @@ mod tests {
 
     #[test]
     fn break_counts_see_sequences_split_across_chunks() {
-        let counts = BreakCounts::scan(["x\r", "\n\u{2028}\u{c}", "\r"].iter().map(|s| s.as_bytes()));
+        let counts = BreakCounts::scan(
+            ["x\r", "\n\u{2028}\u{c}", "\r"]
+                .iter()
+                .map(|s| s.as_bytes()),
+        );
         assert_eq!(
             counts,
             BreakCounts {
