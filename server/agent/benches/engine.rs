@@ -4,6 +4,9 @@
 //! Runs against the real mock model server over loopback; model time is
 //! measured separately and excluded from the overhead figure.
 
+// Test and bench helpers may panic on failure: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,7 +14,9 @@ use futures::future::BoxFuture;
 use redline_agent::config::Config;
 use redline_agent::engine::{Engine, EngineOptions};
 use redline_agent::model::anthropic::{AnthropicClient, AnthropicConfig};
-use redline_agent::model::{ModelClient, ModelError, ModelRequest, ModelResponse, StreamEvent, StreamSink};
+use redline_agent::model::{
+    ModelClient, ModelError, ModelRequest, ModelResponse, StreamEvent, StreamSink,
+};
 use redline_agent::task::TaskSpec;
 use redline_core::store::Store;
 use redline_protocol::{TaskEventKind, TaskState};
@@ -50,7 +55,11 @@ impl ModelClient for Timed {
     }
 }
 
-fn engine(mock: &MockModelServer, data: &std::path::Path, concurrency: usize) -> (Engine, Arc<Timed>) {
+fn engine(
+    mock: &MockModelServer,
+    data: &std::path::Path,
+    concurrency: usize,
+) -> (Engine, Arc<Timed>) {
     let mut config = Config::default();
     config.anthropic_base_url = mock.base_url();
     config.concurrency = concurrency;
@@ -63,7 +72,11 @@ fn engine(mock: &MockModelServer, data: &std::path::Path, concurrency: usize) ->
         ..AnthropicConfig::default()
     })
     .unwrap();
-    let timed = Arc::new(Timed { inner, calls: Mutex::new(Vec::new()), deltas: Arc::new(Mutex::new(Vec::new())) });
+    let timed = Arc::new(Timed {
+        inner,
+        calls: Mutex::new(Vec::new()),
+        deltas: Arc::new(Mutex::new(Vec::new())),
+    });
     let engine = Engine::new(EngineOptions {
         config,
         store: Store::open(&data.join("redline.db")).unwrap(),
@@ -83,14 +96,22 @@ fn percentile(samples: &mut [Duration], p: f64) -> Duration {
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     pages * 4096
 }
 
 fn project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for i in 0..20 {
-        std::fs::write(dir.path().join(format!("file{i}.rs")), format!("fn f{i}() -> u32 {{\n    {i}\n}}\n")).unwrap();
+        std::fs::write(
+            dir.path().join(format!("file{i}.rs")),
+            format!("fn f{i}() -> u32 {{\n    {i}\n}}\n"),
+        )
+        .unwrap();
     }
     dir
 }
@@ -110,7 +131,10 @@ async fn turn_overhead() {
             ..Turn::default()
         })
         .collect();
-    turns.push(Turn { content: vec![Item::Text("done".into())], ..Turn::default() });
+    turns.push(Turn {
+        content: vec![Item::Text("done".into())],
+        ..Turn::default()
+    });
     let mock = MockModelServer::start(Script::single(turns)).await.unwrap();
     let data = tempfile::tempdir().unwrap();
     let (engine, timed) = engine(&mock, data.path(), 1);
@@ -119,9 +143,14 @@ async fn turn_overhead() {
     for _ in 0..5 {
         let dir = project();
         timed.calls.lock().unwrap().clear();
-        let id = engine.start_task(TaskSpec::new("bench", vec![dir.path().into()])).unwrap();
+        let id = engine
+            .start_task(TaskSpec::new("bench", vec![dir.path().into()]))
+            .unwrap();
         let state = engine.wait(&id).await.unwrap();
-        assert!(matches!(state, TaskState::Proposed | TaskState::Completed), "{state:?}");
+        assert!(
+            matches!(state, TaskState::Proposed | TaskState::Completed),
+            "{state:?}"
+        );
         let calls = timed.calls.lock().unwrap().clone();
         assert_eq!(calls.len(), 50);
         for pair in calls.windows(2) {
@@ -135,7 +164,10 @@ async fn turn_overhead() {
         percentile(&mut gaps, 0.5).as_secs_f64() * 1e3,
         percentile(&mut gaps, 0.99).as_secs_f64() * 1e3,
     );
-    println!("  (model time in the mock over loopback: {:.1} ms per turn)", model_time.as_secs_f64() * 1e3 / 250.0);
+    println!(
+        "  (model time in the mock over loopback: {:.1} ms per turn)",
+        model_time.as_secs_f64() * 1e3 / 250.0
+    );
 }
 
 async fn stream_latency() {
@@ -145,11 +177,15 @@ async fn stream_latency() {
         delay_ms: Some(1),
         ..Turn::default()
     };
-    let mock = MockModelServer::start(Script::single(vec![turn])).await.unwrap();
+    let mock = MockModelServer::start(Script::single(vec![turn]))
+        .await
+        .unwrap();
     let data = tempfile::tempdir().unwrap();
     let (engine, timed) = engine(&mock, data.path(), 1);
     let dir = project();
-    let id = engine.start_task(TaskSpec::new("stream", vec![dir.path().into()])).unwrap();
+    let id = engine
+        .start_task(TaskSpec::new("stream", vec![dir.path().into()]))
+        .unwrap();
     let mut subscription = engine.subscribe(&id).unwrap();
     let mut received = Vec::new();
     while let Some(event) = subscription.events.recv().await {
@@ -159,7 +195,11 @@ async fn stream_latency() {
     }
     let sent = timed.deltas.lock().unwrap().clone();
     assert_eq!(sent.len(), received.len());
-    let mut latencies: Vec<Duration> = sent.iter().zip(&received).map(|(s, r)| r.saturating_duration_since(*s)).collect();
+    let mut latencies: Vec<Duration> = sent
+        .iter()
+        .zip(&received)
+        .map(|(s, r)| r.saturating_duration_since(*s))
+        .collect();
     let count = latencies.len();
     println!(
         "SSE text chunk → subscriber ({count} chunks): median {:.1} µs, p99 {:.1} µs  [target ≤ 1 ms median]",
@@ -174,26 +214,45 @@ async fn memory() {
         match_text: None,
         turns: vec![Turn {
             content: vec![Item::Text("never".into())],
-            faults: vec![Fault { hang: Some(true), ..Fault::default() }; 1],
+            faults: vec![
+                Fault {
+                    hang: Some(true),
+                    ..Fault::default()
+                };
+                1
+            ],
             ..Turn::default()
         }],
     }];
-    let mock = MockModelServer::start(Script { conversations, api_key: None }).await.unwrap();
+    let mock = MockModelServer::start(Script {
+        conversations,
+        api_key: None,
+    })
+    .await
+    .unwrap();
     let data = tempfile::tempdir().unwrap();
     let (engine, _) = engine(&mock, data.path(), LIVE);
     let dir = project();
     // Warm up allocator, SQLite cache and the HTTP pool with one task.
-    let warm = engine.start_task(TaskSpec::new("warm", vec![dir.path().into()])).unwrap();
+    let warm = engine
+        .start_task(TaskSpec::new("warm", vec![dir.path().into()]))
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     engine.cancel(&warm).unwrap();
     engine.wait(&warm).await.unwrap();
     let before = rss_bytes();
     let ids: Vec<_> = (0..LIVE)
-        .map(|i| engine.start_task(TaskSpec::new(format!("live {i}"), vec![dir.path().into()])).unwrap())
+        .map(|i| {
+            engine
+                .start_task(TaskSpec::new(format!("live {i}"), vec![dir.path().into()]))
+                .unwrap()
+        })
         .collect();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let live = rss_bytes();
-    let db_before = std::fs::metadata(data.path().join("redline.db")).map(|m| m.len()).unwrap_or(0);
+    let db_before = std::fs::metadata(data.path().join("redline.db"))
+        .map(|m| m.len())
+        .unwrap_or(0);
     for id in &ids {
         engine.cancel(id).unwrap();
     }
@@ -202,8 +261,13 @@ async fn memory() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let idle = rss_bytes();
-    let wal = std::fs::metadata(data.path().join("redline.db-wal")).map(|m| m.len()).unwrap_or(0);
-    let db = std::fs::metadata(data.path().join("redline.db")).map(|m| m.len()).unwrap_or(0) + wal;
+    let wal = std::fs::metadata(data.path().join("redline.db-wal"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let db = std::fs::metadata(data.path().join("redline.db"))
+        .map(|m| m.len())
+        .unwrap_or(0)
+        + wal;
     println!(
         "memory per live task (waiting on a model stream, {LIVE} tasks): {:.1} KiB RSS",
         live.saturating_sub(before) as f64 / LIVE as f64 / 1024.0
@@ -216,7 +280,10 @@ async fn memory() {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         turn_overhead().await;
         stream_latency().await;

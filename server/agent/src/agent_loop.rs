@@ -4,7 +4,6 @@
 //! Nothing here writes to the user's files: writing tools change the staged
 //! `Workspace`, and the proposal is rebuilt from it after each edit.
 
-
 use redline_core::instructions::{self, InstructionQuery};
 use redline_core::path::{RelPath, Root};
 use redline_core::proposal::Proposal;
@@ -17,8 +16,8 @@ use serde_json::{Value, json};
 use crate::commands;
 use crate::engine::TaskContext;
 use crate::model::{
-    ContentBlock, Message, ModelError, ModelRequest, Role, StopReason, StreamEvent, ToolSpec, Usage,
-    pricing,
+    ContentBlock, Message, ModelError, ModelRequest, Role, StopReason, StreamEvent, ToolSpec,
+    Usage, pricing,
 };
 use crate::prompt::{self, PromptInput};
 use crate::task::{Focus, TaskSpec};
@@ -43,19 +42,35 @@ pub(crate) enum LoopError {
     Refused(String),
     #[error("stopped after {0} turns without finishing (raise [engine] max_turns in redline.toml)")]
     TurnBudget(u32),
-    #[error("stopped after using {used} tokens, over the task budget of {budget} (raise [engine] max_task_tokens)")]
+    #[error(
+        "stopped after using {used} tokens, over the task budget of {budget} (raise [engine] max_task_tokens)"
+    )]
     TokenBudget { used: u64, budget: u64 },
     #[error("the model stopped for an unknown reason `{0}`")]
     UnknownStop(String),
 }
 
-const WRITING_TOOLS: &[&str] =
-    &["edit", "write_file", "create_file", "delete", "rename", "apply_patch", commands::RUN_COMMAND];
+const WRITING_TOOLS: &[&str] = &[
+    "edit",
+    "write_file",
+    "create_file",
+    "delete",
+    "rename",
+    "apply_patch",
+    commands::RUN_COMMAND,
+];
 
 /// Runs one task to its end state.
 pub(crate) async fn run(context: &TaskContext, setup: TaskSetup) -> Result<TaskState, LoopError> {
     let plan_first = setup.spec.mode == TaskMode::PlanFirst;
-    context.set_state(if plan_first { TaskState::Planning } else { TaskState::Running }, None);
+    context.set_state(
+        if plan_first {
+            TaskState::Planning
+        } else {
+            TaskState::Running
+        },
+        None,
+    );
 
     let root_paths: Vec<_> = setup.roots.iter().map(|r| r.path().to_path_buf()).collect();
     let found = instructions::discover(&InstructionQuery {
@@ -64,10 +79,16 @@ pub(crate) async fn run(context: &TaskContext, setup: TaskSetup) -> Result<TaskS
         focus: setup.focus.as_ref().map(|f| (f.root, f.path.clone())),
         cap_bytes: instructions::DEFAULT_CAP_BYTES,
     });
-    let instruction_files: Vec<String> =
-        found.files.iter().map(|f| f.path.display().to_string()).collect();
+    let instruction_files: Vec<String> = found
+        .files
+        .iter()
+        .map(|f| f.path.display().to_string())
+        .collect();
     context.set_detail("instructionFiles", json!(instruction_files));
-    context.emit(TaskEventKind::InstructionsLoaded { files: instruction_files, warnings: found.warnings.clone() });
+    context.emit(TaskEventKind::InstructionsLoaded {
+        files: instruction_files,
+        warnings: found.warnings.clone(),
+    });
 
     let mut workspace = Workspace::new(setup.roots.clone());
     let focus_text = setup.focus.as_ref().and_then(|focus| {
@@ -85,14 +106,20 @@ pub(crate) async fn run(context: &TaskContext, setup: TaskSetup) -> Result<TaskS
         context_notes: &setup.spec.context_notes,
         plan_first,
     });
-    let sandbox = commands::CommandRunner::new(context.inner.sandbox.clone(), &context.inner.config);
+    let sandbox =
+        commands::CommandRunner::new(context.inner.sandbox.clone(), &context.inner.config);
     let mut tool_specs = tools::file_tool_specs();
     tool_specs.push(plan_tool_spec());
     if let Some(spec) = sandbox.tool_spec() {
         tool_specs.push(spec);
     }
 
-    let mut messages = vec![Message { role: Role::User, content: vec![ContentBlock::Text { text: setup.spec.prompt.clone() }] }];
+    let mut messages = vec![Message {
+        role: Role::User,
+        content: vec![ContentBlock::Text {
+            text: setup.spec.prompt.clone(),
+        }],
+    }];
     let mut run = RunState {
         plan_approved: !plan_first,
         plan: Vec::new(),
@@ -116,9 +143,15 @@ pub(crate) async fn run(context: &TaskContext, setup: TaskSetup) -> Result<TaskS
         let sink = move |event: StreamEvent| match event {
             StreamEvent::TextDelta(text) => sink_context.emit(TaskEventKind::MessageDelta { text }),
             StreamEvent::ToolUseStarted { .. } => {}
-            StreamEvent::Retrying { attempt, delay_ms, reason } => {
-                sink_context.emit(TaskEventKind::Retrying { attempt, delay_ms, reason })
-            }
+            StreamEvent::Retrying {
+                attempt,
+                delay_ms,
+                reason,
+            } => sink_context.emit(TaskEventKind::Retrying {
+                attempt,
+                delay_ms,
+                reason,
+            }),
         };
         let response = match context.inner.model.send(&request, &sink, &cancel).await {
             Ok(response) => response,
@@ -126,7 +159,9 @@ pub(crate) async fn run(context: &TaskContext, setup: TaskSetup) -> Result<TaskS
             Err(e) => return Err(LoopError::Model(e)),
         };
         run.usage.add(&response.usage);
-        context.emit(TaskEventKind::Usage { usage: usage_summary(&setup.model, &run.usage) });
+        context.emit(TaskEventKind::Usage {
+            usage: usage_summary(&setup.model, &run.usage),
+        });
         context.set_detail("usage", json!(usage_summary(&setup.model, &run.usage)));
         let used = run.usage.input_tokens + run.usage.output_tokens;
         let text: String = response
@@ -144,20 +179,32 @@ pub(crate) async fn run(context: &TaskContext, setup: TaskSetup) -> Result<TaskS
             .content
             .iter()
             .filter_map(|b| match b {
-                ContentBlock::ToolUse { id, name, input } => Some((id.clone(), name.clone(), input.clone())),
+                ContentBlock::ToolUse { id, name, input } => {
+                    Some((id.clone(), name.clone(), input.clone()))
+                }
                 _ => None,
             })
             .collect();
-        messages.push(Message { role: Role::Assistant, content: response.content.clone() });
+        messages.push(Message {
+            role: Role::Assistant,
+            content: response.content.clone(),
+        });
         if used > config.max_task_tokens {
-            return Err(LoopError::TokenBudget { used, budget: config.max_task_tokens });
+            return Err(LoopError::TokenBudget {
+                used,
+                budget: config.max_task_tokens,
+            });
         }
         match response.stop_reason {
             StopReason::EndTurn | StopReason::StopSequence if tool_uses.is_empty() => {
                 return Ok(finish(context, &run));
             }
             StopReason::Refusal => {
-                let why = if text.is_empty() { String::new() } else { format!(": {text}") };
+                let why = if text.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {text}")
+                };
                 return Err(LoopError::Refused(why));
             }
             StopReason::PauseTurn => continue,
@@ -173,15 +220,26 @@ pub(crate) async fn run(context: &TaskContext, setup: TaskSetup) -> Result<TaskS
             _ => {
                 let mut results = Vec::with_capacity(tool_uses.len());
                 for (id, name, input) in tool_uses {
-                    let output =
-                        call_tool(context, &mut workspace, &sandbox, &mut run, &id, &name, &input).await?;
+                    let output = call_tool(
+                        context,
+                        &mut workspace,
+                        &sandbox,
+                        &mut run,
+                        &id,
+                        &name,
+                        &input,
+                    )
+                    .await?;
                     results.push(ContentBlock::ToolResult {
                         tool_use_id: id,
                         content: output.content,
                         is_error: output.is_error,
                     });
                 }
-                messages.push(Message { role: Role::User, content: results });
+                messages.push(Message {
+                    role: Role::User,
+                    content: results,
+                });
             }
         }
     }
@@ -225,12 +283,23 @@ async fn call_tool(
     input: &Value,
 ) -> Result<ToolOutput, LoopError> {
     let summary = summarize_call(name, input);
-    context.emit(TaskEventKind::ToolCall { call_id: call_id.to_owned(), tool: name.to_owned(), summary: summary.clone() });
-    context.inner.audit("agent", "tool.call", &context.id().0, &json!({ "tool": name, "summary": summary }));
+    context.emit(TaskEventKind::ToolCall {
+        call_id: call_id.to_owned(),
+        tool: name.to_owned(),
+        summary: summary.clone(),
+    });
+    context.inner.audit(
+        "agent",
+        "tool.call",
+        &context.id().0,
+        &json!({ "tool": name, "summary": summary }),
+    );
     let output = if name == "update_plan" {
         update_plan(context, run, input).await?
     } else if !run.plan_approved && WRITING_TOOLS.contains(&name) {
-        error_output("the plan is not approved yet: call update_plan with your plan first; the user must approve it before you change files")
+        error_output(
+            "the plan is not approved yet: call update_plan with your plan first; the user must approve it before you change files",
+        )
     } else if name == commands::RUN_COMMAND {
         sandbox.run(context, workspace, input).await?
     } else {
@@ -242,7 +311,11 @@ async fn call_tool(
             )),
         }
     };
-    let output = if output.edited.is_empty() { output } else { after_edit(context, workspace, run, output) };
+    let output = if output.edited.is_empty() {
+        output
+    } else {
+        after_edit(context, workspace, run, output)
+    };
     context.emit(TaskEventKind::ToolResult {
         call_id: call_id.to_owned(),
         tool: name.to_owned(),
@@ -254,15 +327,29 @@ async fn call_tool(
 
 /// Re-checks edited files for new syntax errors (so the model can repair
 /// them) and rebuilds the proposal from the staged workspace.
-fn after_edit(context: &TaskContext, workspace: &Workspace, run: &mut RunState, mut output: ToolOutput) -> ToolOutput {
+fn after_edit(
+    context: &TaskContext,
+    workspace: &Workspace,
+    run: &mut RunState,
+    mut output: ToolOutput,
+) -> ToolOutput {
     for (root, path) in &output.edited {
         if let Some(report) = syntax_report(workspace, *root, path) {
             output.content.push_str("\n\n");
             output.content.push_str(&report);
         }
     }
-    let roots = workspace.roots().iter().map(|r| r.path().to_path_buf()).collect();
-    let proposal = Proposal::build(context.proposal_id(), roots, workspace.staged_files(), run.proposal.as_ref());
+    let roots = workspace
+        .roots()
+        .iter()
+        .map(|r| r.path().to_path_buf())
+        .collect();
+    let proposal = Proposal::build(
+        context.proposal_id(),
+        roots,
+        workspace.staged_files(),
+        run.proposal.as_ref(),
+    );
     let hunks = proposal.changes.iter().map(|c| c.hunks.len()).sum();
     context.save_proposal(&proposal);
     context.emit(TaskEventKind::ProposalUpdated {
@@ -295,7 +382,11 @@ fn syntax_report(workspace: &Workspace, root: usize, path: &RelPath) -> Option<S
     if after.len() <= before {
         return None;
     }
-    let listed: Vec<String> = after.iter().take(5).map(|e| format!("- {}", e.message)).collect();
+    let listed: Vec<String> = after
+        .iter()
+        .take(5)
+        .map(|e| format!("- {}", e.message))
+        .collect();
     Some(format!(
         "syntax check: {path} now has {} syntax error(s) (it had {before}); fix them:\n{}",
         after.len(),
@@ -303,16 +394,29 @@ fn syntax_report(workspace: &Workspace, root: usize, path: &RelPath) -> Option<S
     ))
 }
 
-async fn update_plan(context: &TaskContext, run: &mut RunState, input: &Value) -> Result<ToolOutput, LoopError> {
+async fn update_plan(
+    context: &TaskContext,
+    run: &mut RunState,
+    input: &Value,
+) -> Result<ToolOutput, LoopError> {
     let Some(steps) = input.get("steps").and_then(Value::as_array) else {
-        return Ok(error_output("update_plan needs `steps`: an array of {\"title\": string, \"status\": \"pending\"|\"in-progress\"|\"done\"}"));
+        return Ok(error_output(
+            "update_plan needs `steps`: an array of {\"title\": string, \"status\": \"pending\"|\"in-progress\"|\"done\"}",
+        ));
     };
     let mut plan = Vec::with_capacity(steps.len());
     for (index, step) in steps.iter().enumerate() {
         let Some(title) = step.get("title").and_then(Value::as_str) else {
-            return Ok(error_output(&format!("update_plan: step {} has no `title` string", index + 1)));
+            return Ok(error_output(&format!(
+                "update_plan: step {} has no `title` string",
+                index + 1
+            )));
         };
-        let status = match step.get("status").and_then(Value::as_str).unwrap_or("pending") {
+        let status = match step
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("pending")
+        {
             "pending" => StepStatus::Pending,
             "in-progress" | "in_progress" => StepStatus::InProgress,
             "done" | "completed" => StepStatus::Done,
@@ -323,15 +427,28 @@ async fn update_plan(context: &TaskContext, run: &mut RunState, input: &Value) -
                 )));
             }
         };
-        plan.push(PlanStep { title: title.to_owned(), status });
+        plan.push(PlanStep {
+            title: title.to_owned(),
+            status,
+        });
     }
     for (index, step) in plan.iter().enumerate() {
-        let before = run.plan.get(index).filter(|s| s.title == step.title).map(|s| s.status);
+        let before = run
+            .plan
+            .get(index)
+            .filter(|s| s.title == step.title)
+            .map(|s| s.status);
         if step.status == StepStatus::InProgress && before != Some(StepStatus::InProgress) {
-            context.emit(TaskEventKind::StepStarted { index, title: step.title.clone() });
+            context.emit(TaskEventKind::StepStarted {
+                index,
+                title: step.title.clone(),
+            });
         }
         if step.status == StepStatus::Done && before != Some(StepStatus::Done) {
-            context.emit(TaskEventKind::StepFinished { index, title: step.title.clone() });
+            context.emit(TaskEventKind::StepFinished {
+                index,
+                title: step.title.clone(),
+            });
         }
     }
     run.plan = plan.clone();
@@ -349,7 +466,9 @@ async fn update_plan(context: &TaskContext, run: &mut RunState, input: &Value) -
         PlanDecision::Approve => {
             run.plan_approved = true;
             context.set_state(TaskState::Running, None);
-            Ok(text_output("The user approved the plan. Carry it out now, marking steps as you go."))
+            Ok(text_output(
+                "The user approved the plan. Carry it out now, marking steps as you go.",
+            ))
         }
         PlanDecision::Steer { instruction } => {
             context.set_state(TaskState::Planning, Some("plan steered".into()));
@@ -388,7 +507,10 @@ fn plan_tool_spec() -> ToolSpec {
 }
 
 fn available_tools(sandbox: &commands::CommandRunner) -> Vec<String> {
-    let mut names: Vec<String> = tools::file_tool_specs().into_iter().map(|s| s.name).collect();
+    let mut names: Vec<String> = tools::file_tool_specs()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
     names.push("update_plan".into());
     if let Some(spec) = sandbox.tool_spec() {
         names.push(spec.name);
@@ -404,7 +526,9 @@ fn summarize_call(name: &str, input: &Value) -> String {
             (Some(from), Some(to)) => format!("{from} → {to}"),
             _ => String::new(),
         },
-        "search" => field("pattern").map(|p| format!("/{p}/")).unwrap_or_default(),
+        "search" => field("pattern")
+            .map(|p| format!("/{p}/"))
+            .unwrap_or_default(),
         commands::RUN_COMMAND => commands::describe(input),
         "update_plan" => input
             .get("steps")
@@ -414,7 +538,11 @@ fn summarize_call(name: &str, input: &Value) -> String {
         "apply_patch" => "patch".into(),
         _ => field("path").unwrap_or("").to_owned(),
     };
-    if detail.is_empty() { name.to_owned() } else { format!("{name} {detail}") }
+    if detail.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name} {detail}")
+    }
 }
 
 fn first_line(text: &str, max: usize) -> String {
@@ -427,10 +555,17 @@ fn first_line(text: &str, max: usize) -> String {
 }
 
 pub(crate) fn error_output(message: &str) -> ToolOutput {
-    ToolOutput { content: message.to_owned(), is_error: true, edited: Vec::new() }
+    ToolOutput {
+        content: message.to_owned(),
+        is_error: true,
+        edited: Vec::new(),
+    }
 }
 
 pub(crate) fn text_output(message: &str) -> ToolOutput {
-    ToolOutput { content: message.to_owned(), is_error: false, edited: Vec::new() }
+    ToolOutput {
+        content: message.to_owned(),
+        is_error: false,
+        edited: Vec::new(),
+    }
 }
-

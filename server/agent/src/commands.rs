@@ -33,7 +33,11 @@ pub(crate) struct CommandRunner {
 
 impl CommandRunner {
     pub(crate) fn new(sandbox: Option<Arc<dyn redline_vm::Sandbox>>, config: &Config) -> Self {
-        let sandbox = if config.command_policy == CommandPolicy::Deny { None } else { sandbox };
+        let sandbox = if config.command_policy == CommandPolicy::Deny {
+            None
+        } else {
+            sandbox
+        };
         CommandRunner {
             sandbox,
             timeout: config.command_timeout,
@@ -57,13 +61,18 @@ impl CommandRunner {
             pattern: RUN_COMMAND.into(),
         };
         let answer = context.register_approval(&request.id);
-        context.emit(TaskEventKind::ApprovalRequested { request: request.clone() });
+        context.emit(TaskEventKind::ApprovalRequested {
+            request: request.clone(),
+        });
         context.set_state(TaskState::AwaitingApproval, Some(request.summary.clone()));
         let decision = tokio::select! {
             decision = answer => decision.unwrap_or(ApprovalDecision::Deny),
             () = context.task.cancel.cancelled() => return Err(LoopError::Cancelled),
         };
-        context.emit(TaskEventKind::ApprovalAnswered { id: request.id, decision });
+        context.emit(TaskEventKind::ApprovalAnswered {
+            id: request.id,
+            decision,
+        });
         context.set_state(TaskState::Running, None);
         if decision == ApprovalDecision::AlwaysAllow {
             self.always_allowed.store(true, Ordering::SeqCst);
@@ -96,13 +105,23 @@ impl CommandRunner {
         input: &Value,
     ) -> Result<ToolOutput, LoopError> {
         let Some(sandbox) = self.sandbox.clone() else {
-            return Ok(error_output("run_command is not available: no sandbox works on this machine (see `redline doctor`)"));
+            return Ok(error_output(
+                "run_command is not available: no sandbox works on this machine (see `redline doctor`)",
+            ));
         };
-        let Some(command) = input.get("command").and_then(Value::as_str).filter(|c| !c.trim().is_empty()) else {
-            return Ok(error_output("run_command needs `command`: a non-empty shell command string"));
+        let Some(command) = input
+            .get("command")
+            .and_then(Value::as_str)
+            .filter(|c| !c.trim().is_empty())
+        else {
+            return Ok(error_output(
+                "run_command needs `command`: a non-empty shell command string",
+            ));
         };
         if !self.approve(context, command).await? {
-            return Ok(error_output(&format!("the user denied running `{command}`; do not retry it")));
+            return Ok(error_output(&format!(
+                "the user denied running `{command}`; do not retry it"
+            )));
         }
         let timeout = input
             .get("timeout_secs")
@@ -117,7 +136,11 @@ impl CommandRunner {
             },
         };
         let job = crate::sandbox_job::Job {
-            roots: workspace.roots().iter().map(|r| r.path().to_path_buf()).collect(),
+            roots: workspace
+                .roots()
+                .iter()
+                .map(|r| r.path().to_path_buf())
+                .collect(),
             staged: staged_entries(workspace),
             command: command.to_owned(),
             cwd,
@@ -136,7 +159,8 @@ impl CommandRunner {
             if before == change.content {
                 continue;
             }
-            match workspace.set_staged_entry(change.root, &change.path, change.content, change.mode) {
+            match workspace.set_staged_entry(change.root, &change.path, change.content, change.mode)
+            {
                 Ok(()) => edited.push((change.root, change.path)),
                 Err(e) => {
                     return Ok(error_output(&format!(
@@ -148,17 +172,37 @@ impl CommandRunner {
         }
         if !edited.is_empty() {
             context.emit(TaskEventKind::Message {
-                text: format!("`{command}` changed {} file(s); staged into the proposal", edited.len()),
+                text: format!(
+                    "`{command}` changed {} file(s); staged into the proposal",
+                    edited.len()
+                ),
             });
         }
         let mut content = format!("$ {command}\n{}\n", outcome.status_line);
-        append_stream(&mut content, "stdout", &outcome.stdout, outcome.stdout_truncated);
-        append_stream(&mut content, "stderr", &outcome.stderr, outcome.stderr_truncated);
+        append_stream(
+            &mut content,
+            "stdout",
+            &outcome.stdout,
+            outcome.stdout_truncated,
+        );
+        append_stream(
+            &mut content,
+            "stderr",
+            &outcome.stderr,
+            outcome.stderr_truncated,
+        );
         if !edited.is_empty() {
             let names: Vec<String> = edited.iter().map(|(_, p)| p.to_string()).collect();
-            content.push_str(&format!("staged changes from the command: {}\n", names.join(", ")));
+            content.push_str(&format!(
+                "staged changes from the command: {}\n",
+                names.join(", ")
+            ));
         }
-        Ok(ToolOutput { content, is_error: !outcome.success, edited })
+        Ok(ToolOutput {
+            content,
+            is_error: !outcome.success,
+            edited,
+        })
     }
 }
 
@@ -183,7 +227,10 @@ fn append_stream(out: &mut String, name: &str, bytes: &[u8], truncated_at_source
             tail += 1;
         }
         out.push_str(&text[..head]);
-        out.push_str(&format!("\n[… {} bytes of {name} omitted …]\n", tail - head));
+        out.push_str(&format!(
+            "\n[… {} bytes of {name} omitted …]\n",
+            tail - head
+        ));
         out.push_str(&text[tail..]);
     }
     if !out.ends_with('\n') {
@@ -201,12 +248,23 @@ fn staged_entries(workspace: &Workspace) -> Vec<redline_vm::StagedEntry> {
         .into_iter()
         .filter_map(|(root, path)| {
             let staged = workspace.staged(root, &path)?;
-            Some(redline_vm::StagedEntry { root, content: staged.current.clone(), mode: staged.mode, path })
+            Some(redline_vm::StagedEntry {
+                root,
+                content: staged.current.clone(),
+                mode: staged.mode,
+                path,
+            })
         })
         .collect()
 }
 
 /// A one-line description of a run_command call.
 pub(crate) fn describe(input: &Value) -> String {
-    input.get("command").and_then(Value::as_str).unwrap_or("").chars().take(120).collect()
+    input
+        .get("command")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .chars()
+        .take(120)
+        .collect()
 }

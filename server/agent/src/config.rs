@@ -24,10 +24,16 @@ pub enum ConfigError {
     Read { path: PathBuf, message: String },
     #[error("invalid config {path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("workspace config {path} may not set `{key}` (only your user config may choose where requests and keys go)")]
+    #[error(
+        "workspace config {path} may not set `{key}` (only your user config may choose where requests and keys go)"
+    )]
     Forbidden { path: PathBuf, key: String },
     #[error("invalid value {value:?} for {name}: {message}")]
-    Env { name: String, value: String, message: String },
+    Env {
+        name: String,
+        value: String,
+        message: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
@@ -212,7 +218,10 @@ impl Config {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => {
-                return Err(ConfigError::Read { path: path.to_owned(), message: e.to_string() });
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                });
             }
         };
         self.merge_text(path, &text, workspace)?;
@@ -221,12 +230,20 @@ impl Config {
     }
 
     /// Merges one file's text (split out so tests need no files).
-    pub fn merge_text(&mut self, path: &Path, text: &str, workspace: bool) -> Result<(), ConfigError> {
+    pub fn merge_text(
+        &mut self,
+        path: &Path,
+        text: &str,
+        workspace: bool,
+    ) -> Result<(), ConfigError> {
         let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             message: e.message().to_owned(),
         })?;
-        let forbid = |key: &str| ConfigError::Forbidden { path: path.to_owned(), key: key.to_owned() };
+        let forbid = |key: &str| ConfigError::Forbidden {
+            path: path.to_owned(),
+            key: key.to_owned(),
+        };
         if let Some(model) = file.model {
             if workspace && model.provider.is_some() {
                 return Err(forbid("model.provider"));
@@ -244,9 +261,10 @@ impl Config {
                 self.max_output_tokens = max;
             }
         }
-        for (section, endpoint, is_anthropic) in
-            [("anthropic", file.anthropic, true), ("openai", file.openai, false)]
-        {
+        for (section, endpoint, is_anthropic) in [
+            ("anthropic", file.anthropic, true),
+            ("openai", file.openai, false),
+        ] {
             let Some(endpoint) = endpoint else { continue };
             if workspace && endpoint.base_url.is_some() {
                 return Err(forbid(&format!("{section}.base_url")));
@@ -263,7 +281,11 @@ impl Config {
                 }
             }
             if let Some(key) = endpoint.api_key {
-                let provider = if is_anthropic { Provider::Anthropic } else { Provider::Openai };
+                let provider = if is_anthropic {
+                    Provider::Anthropic
+                } else {
+                    Provider::Openai
+                };
                 if provider == self.provider || self.api_key.is_none() {
                     self.api_key = Some(Secret::new(key));
                     self.api_key_source = Some(format!("{} [{section}]", path.display()));
@@ -393,7 +415,10 @@ mod tests {
     struct FakeEnv(Vec<(&'static str, &'static str)>);
     impl Env for FakeEnv {
         fn var(&self, name: &str) -> Option<String> {
-            self.0.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+            self.0
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
         }
     }
 
@@ -415,11 +440,26 @@ mod tests {
         assert!(merge("[openai]\napi_key = \"x\"\n", true).is_err());
         assert!(merge("[model]\nprovider = \"openai\"\n", true).is_err());
         let mut strict = Config::default();
-        strict.merge_text(Path::new("user"), "[sandbox]\ncommands = \"ask\"\n", false).unwrap();
-        strict.merge_text(Path::new("ws"), "[sandbox]\ncommands = \"allow\"\n", true).unwrap();
-        assert_eq!(strict.command_policy, CommandPolicy::Ask, "the stricter policy wins");
-        let ok = merge("[model]\nfast = \"claude-haiku-4-5\"\n[engine]\nmax_turns = 7\n", true).unwrap();
-        assert_eq!((ok.fast_model.as_str(), ok.max_turns), ("claude-haiku-4-5", 7));
+        strict
+            .merge_text(Path::new("user"), "[sandbox]\ncommands = \"ask\"\n", false)
+            .unwrap();
+        strict
+            .merge_text(Path::new("ws"), "[sandbox]\ncommands = \"allow\"\n", true)
+            .unwrap();
+        assert_eq!(
+            strict.command_policy,
+            CommandPolicy::Ask,
+            "the stricter policy wins"
+        );
+        let ok = merge(
+            "[model]\nfast = \"claude-haiku-4-5\"\n[engine]\nmax_turns = 7\n",
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            (ok.fast_model.as_str(), ok.max_turns),
+            ("claude-haiku-4-5", 7)
+        );
     }
 
     #[test]
@@ -442,7 +482,10 @@ mod tests {
             ]))
             .unwrap();
         assert_eq!(config.base_url(), "http://127.0.0.1:9");
-        assert_eq!(config.api_key.as_ref().map(Secret::expose), Some("sk-ant-secret"));
+        assert_eq!(
+            config.api_key.as_ref().map(Secret::expose),
+            Some("sk-ant-secret")
+        );
         assert!(!format!("{config:?}").contains("sk-ant-secret"));
         let err = Config::default()
             .merge_env(&FakeEnv(vec![("REDLINE_PROVIDER", "gemini")]))

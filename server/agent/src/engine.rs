@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use redline_core::apply::{ApplyId, ApplyReport, Applier, UndoReport};
+use redline_core::apply::{Applier, ApplyId, ApplyReport, UndoReport};
 use redline_core::proposal::{HunkId, HunkStatus, Proposal, ProposalId};
 use redline_core::store::{Store, TaskRecord};
 use redline_protocol::{
@@ -36,7 +36,11 @@ pub enum EngineError {
     #[error("no task `{0}`")]
     UnknownTask(String),
     #[error("task {id} is {state}, not {expected}")]
-    WrongState { id: String, state: String, expected: String },
+    WrongState {
+        id: String,
+        state: String,
+        expected: String,
+    },
     #[error("task {0} has no proposal")]
     NoProposal(String),
     #[error("task {task} has no approval request `{approval}`")]
@@ -108,13 +112,18 @@ pub struct TaskSubscription {
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A poisoned lock means a panic elsewhere already failed that task; the
     // data (event log, store handle) is still consistent for everyone else.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Engine {
@@ -165,7 +174,10 @@ impl Engine {
             updated_at_ms: now,
             state: TaskState::Queued.as_str().to_owned(),
             prompt: spec.prompt.clone(),
-            folders: roots.iter().map(|r| r.path().display().to_string()).collect(),
+            folders: roots
+                .iter()
+                .map(|r| r.path().display().to_string())
+                .collect(),
             model: choice.model.clone(),
             mode: serde_json::to_value(spec.mode)
                 .ok()
@@ -174,25 +186,44 @@ impl Engine {
             detail: json!({ "tier": choice.tier, "routerReason": choice.reason }),
         };
         self.store()?.upsert_task(&record)?;
-        self.audit("user", "task.start", &id.0, &json!({ "prompt": spec.prompt, "folders": record.folders, "model": choice.model }));
+        self.audit(
+            "user",
+            "task.start",
+            &id.0,
+            &json!({ "prompt": spec.prompt, "folders": record.folders, "model": choice.model }),
+        );
         let (state, _) = watch::channel(TaskState::Queued);
         let live = Arc::new(LiveTask {
             id: id.clone(),
             cancel: CancellationToken::new(),
             state,
-            log: Mutex::new(EventLog { next_seq: 1, ..EventLog::default() }),
+            log: Mutex::new(EventLog {
+                next_seq: 1,
+                ..EventLog::default()
+            }),
             plan_decision: Mutex::new(None),
             approvals: Mutex::new(HashMap::new()),
         });
         lock(&self.inner.live).insert(id.clone(), live.clone());
-        let context = TaskContext { inner: self.inner.clone(), task: live };
-        context.emit(TaskEventKind::StateChanged { state: TaskState::Queued, detail: None });
+        let context = TaskContext {
+            inner: self.inner.clone(),
+            task: live,
+        };
+        context.emit(TaskEventKind::StateChanged {
+            state: TaskState::Queued,
+            detail: None,
+        });
         context.emit(TaskEventKind::ModelChosen {
             model: choice.model.clone(),
             tier: choice.tier,
             reason: choice.reason.clone(),
         });
-        let setup = TaskSetup { spec, roots, focus, model: choice.model };
+        let setup = TaskSetup {
+            spec,
+            roots,
+            focus,
+            model: choice.model,
+        };
         tokio::spawn(run_task(context, setup));
         Ok(id)
     }
@@ -210,27 +241,50 @@ impl Engine {
 
     /// Answers a plan waiting for approval.
     pub fn decide_plan(&self, id: &TaskId, decision: PlanDecision) -> Result<()> {
-        let task = self.live(id).ok_or_else(|| self.not_live(id, "awaiting-plan-approval"))?;
+        let task = self
+            .live(id)
+            .ok_or_else(|| self.not_live(id, "awaiting-plan-approval"))?;
         let sender = lock(&task.plan_decision).take();
         match sender {
             Some(sender) => {
-                self.audit("user", "plan.decide", &id.0, &json!({ "decision": decision }));
-                sender.send(decision).map_err(|_| self.not_live(id, "awaiting-plan-approval"))
+                self.audit(
+                    "user",
+                    "plan.decide",
+                    &id.0,
+                    &json!({ "decision": decision }),
+                );
+                sender
+                    .send(decision)
+                    .map_err(|_| self.not_live(id, "awaiting-plan-approval"))
             }
             None => Err(self.not_live(id, "awaiting-plan-approval")),
         }
     }
 
     /// Answers an approval request.
-    pub fn answer_approval(&self, id: &TaskId, approval: &str, decision: ApprovalDecision) -> Result<()> {
-        let task = self.live(id).ok_or_else(|| self.not_live(id, "awaiting-approval"))?;
+    pub fn answer_approval(
+        &self,
+        id: &TaskId,
+        approval: &str,
+        decision: ApprovalDecision,
+    ) -> Result<()> {
+        let task = self
+            .live(id)
+            .ok_or_else(|| self.not_live(id, "awaiting-approval"))?;
         let sender = lock(&task.approvals).remove(approval);
         let sender = sender.ok_or_else(|| EngineError::UnknownApproval {
             task: id.0.clone(),
             approval: approval.to_owned(),
         })?;
-        self.audit("user", "approval.answer", &id.0, &json!({ "approval": approval, "decision": decision }));
-        sender.send(decision).map_err(|_| self.not_live(id, "awaiting-approval"))
+        self.audit(
+            "user",
+            "approval.answer",
+            &id.0,
+            &json!({ "approval": approval, "decision": decision }),
+        );
+        sender
+            .send(decision)
+            .map_err(|_| self.not_live(id, "awaiting-approval"))
     }
 
     /// Past events and, for a live task, the feed of new ones.
@@ -249,7 +303,12 @@ impl Engine {
             .into_iter()
             .filter_map(|stored| {
                 let kind: TaskEventKind = serde_json::from_value(stored.payload).ok()?;
-                Some(TaskEvent { task_id: id.clone(), seq: stored.seq, at_ms: stored.at_ms, kind })
+                Some(TaskEvent {
+                    task_id: id.clone(),
+                    seq: stored.seq,
+                    at_ms: stored.at_ms,
+                    kind,
+                })
             })
             .collect();
         drop(sender);
@@ -290,7 +349,10 @@ impl Engine {
     /// Resolves a task id given in full or by a unique prefix.
     pub fn find_task(&self, prefix: &str) -> Result<TaskId> {
         let records = self.store()?.tasks(10_000)?;
-        let matches: Vec<_> = records.iter().filter(|r| r.id.starts_with(prefix)).collect();
+        let matches: Vec<_> = records
+            .iter()
+            .filter(|r| r.id.starts_with(prefix))
+            .collect();
         match matches.as_slice() {
             [one] => Ok(TaskId(one.id.clone())),
             [] => Err(EngineError::UnknownTask(prefix.to_owned())),
@@ -311,8 +373,16 @@ impl Engine {
             model: record.model,
             created_at_ms: record.created_at_ms,
             updated_at_ms: record.updated_at_ms,
-            proposal_id: record.detail.get("proposalId").and_then(|v| v.as_str()).map(str::to_owned),
-            error: record.detail.get("error").and_then(|v| v.as_str()).map(str::to_owned),
+            proposal_id: record
+                .detail
+                .get("proposalId")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
+            error: record
+                .detail
+                .get("error")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
         }
     }
 
@@ -323,17 +393,31 @@ impl Engine {
     }
 
     /// Sets the review status of hunks; returns the updated proposal.
-    pub fn resolve_hunks(&self, id: &TaskId, hunks: &[HunkId], status: HunkStatus) -> Result<Proposal> {
-        let mut proposal = self.proposal(id)?.ok_or_else(|| EngineError::NoProposal(id.0.clone()))?;
+    pub fn resolve_hunks(
+        &self,
+        id: &TaskId,
+        hunks: &[HunkId],
+        status: HunkStatus,
+    ) -> Result<Proposal> {
+        let mut proposal = self
+            .proposal(id)?
+            .ok_or_else(|| EngineError::NoProposal(id.0.clone()))?;
         proposal.set_status(hunks, status)?;
         self.store()?.save_proposal(&id.0, &proposal)?;
-        self.audit("user", "proposal.resolve", &id.0, &json!({ "hunks": hunks, "status": status }));
+        self.audit(
+            "user",
+            "proposal.resolve",
+            &id.0,
+            &json!({ "hunks": hunks, "status": status }),
+        );
         Ok(proposal)
     }
 
     /// Sets every pending hunk of the task's proposal to `status`.
     pub fn resolve_all(&self, id: &TaskId, status: HunkStatus) -> Result<Proposal> {
-        let proposal = self.proposal(id)?.ok_or_else(|| EngineError::NoProposal(id.0.clone()))?;
+        let proposal = self
+            .proposal(id)?
+            .ok_or_else(|| EngineError::NoProposal(id.0.clone()))?;
         let pending: Vec<HunkId> = proposal
             .changes
             .iter()
@@ -354,7 +438,9 @@ impl Engine {
                 expected: "finished (proposed)".into(),
             });
         }
-        let mut proposal = self.proposal(id)?.ok_or_else(|| EngineError::NoProposal(id.0.clone()))?;
+        let mut proposal = self
+            .proposal(id)?
+            .ok_or_else(|| EngineError::NoProposal(id.0.clone()))?;
         let counts = proposal.counts();
         let report = self.inner.applier.apply(&mut proposal)?;
         {
@@ -386,11 +472,14 @@ impl Engine {
                 "stale": report.stale,
             }),
         );
-        self.record_offline(id, TaskEventKind::Applied {
-            apply_id: report.apply_id.0.clone(),
-            files: report.files.len(),
-            stale_hunks: report.stale.len(),
-        })?;
+        self.record_offline(
+            id,
+            TaskEventKind::Applied {
+                apply_id: report.apply_id.0.clone(),
+                files: report.files.len(),
+                stale_hunks: report.stale.len(),
+            },
+        )?;
         self.set_state_offline(id, state, None)?;
         Ok(report)
     }
@@ -407,19 +496,30 @@ impl Engine {
                 (apply_id.clone(), record.map(|r| r.task_id))
             }
             None => {
-                let record = self.store()?.last_apply()?.ok_or(EngineError::NothingToUndo)?;
+                let record = self
+                    .store()?
+                    .last_apply()?
+                    .ok_or(EngineError::NothingToUndo)?;
                 (ApplyId(record.id.clone()), Some(record.task_id))
             }
         };
         let report = self.inner.applier.undo(&apply_id)?;
         self.store()?.mark_undone(&apply_id.0)?;
-        self.audit("user", "proposal.undo", &apply_id.0, &json!({ "task": task_id }));
+        self.audit(
+            "user",
+            "proposal.undo",
+            &apply_id.0,
+            &json!({ "task": task_id }),
+        );
         if let Some(task_id) = task_id {
             let id = TaskId(task_id);
-            self.record_offline(&id, TaskEventKind::Undone {
-                apply_id: apply_id.0.clone(),
-                files: report.files.len(),
-            })?;
+            self.record_offline(
+                &id,
+                TaskEventKind::Undone {
+                    apply_id: apply_id.0.clone(),
+                    files: report.files.len(),
+                },
+            )?;
             self.set_state_offline(&id, TaskState::Proposed, Some("undone".into()))?;
         }
         Ok(report)
@@ -466,26 +566,43 @@ impl Engine {
     fn record_offline(&self, id: &TaskId, kind: TaskEventKind) -> Result<()> {
         let store = self.store()?;
         let seq = store.events(&id.0)?.last().map(|e| e.seq + 1).unwrap_or(1);
-        let payload = serde_json::to_value(&kind).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let payload =
+            serde_json::to_value(&kind).map_err(|e| EngineError::Internal(e.to_string()))?;
         store.append_event(&id.0, seq, event_name(&payload), &payload)?;
         Ok(())
     }
 
-    fn set_state_offline(&self, id: &TaskId, state: TaskState, detail: Option<String>) -> Result<()> {
+    fn set_state_offline(
+        &self,
+        id: &TaskId,
+        state: TaskState,
+        detail: Option<String>,
+    ) -> Result<()> {
         self.record_offline(id, TaskEventKind::StateChanged { state, detail })?;
         let store = self.store()?;
-        let record = store.task(&id.0)?.ok_or_else(|| EngineError::UnknownTask(id.0.clone()))?;
+        let record = store
+            .task(&id.0)?
+            .ok_or_else(|| EngineError::UnknownTask(id.0.clone()))?;
         store.set_task_state(&id.0, state.as_str(), &record.detail)?;
         Ok(())
     }
 }
 
 fn event_name(payload: &serde_json::Value) -> &str {
-    payload.get("type").and_then(|t| t.as_str()).unwrap_or("event")
+    payload
+        .get("type")
+        .and_then(|t| t.as_str())
+        .unwrap_or("event")
 }
 
 impl Inner {
-    pub(crate) fn audit(&self, actor: &str, action: &str, subject: &str, details: &serde_json::Value) {
+    pub(crate) fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        details: &serde_json::Value,
+    ) {
         // The audit log must not be able to fail a task; a write error is
         // logged and `redline audit --verify` shows the gap.
         if let Err(e) = lock(&self.store).audit_append(actor, action, subject, details) {
@@ -515,7 +632,12 @@ impl TaskContext {
     pub(crate) fn emit(&self, kind: TaskEventKind) {
         let event = {
             let mut log = lock(&self.task.log);
-            let event = TaskEvent { task_id: self.task.id.clone(), seq: log.next_seq, at_ms: now_ms(), kind };
+            let event = TaskEvent {
+                task_id: self.task.id.clone(),
+                seq: log.next_seq,
+                at_ms: now_ms(),
+                kind,
+            };
             log.next_seq += 1;
             log.subscribers.retain(|s| s.send(event.clone()).is_ok());
             log.history.push(event.clone());
@@ -529,7 +651,11 @@ impl TaskContext {
                 store.append_event(&self.task.id.0, event.seq, event_name(&payload), &payload)
             });
             if let Err(e) = result {
-                tracing::error!("cannot persist event {} of {}: {e}", event.seq, self.task.id);
+                tracing::error!(
+                    "cannot persist event {} of {}: {e}",
+                    event.seq,
+                    self.task.id
+                );
             }
         }
     }
@@ -543,10 +669,10 @@ impl TaskContext {
                 .flatten()
                 .map(|r| r.detail)
                 .unwrap_or_else(|| json!({}));
-            if let (Some(detail), Some(map)) = (&detail, record_detail.as_object_mut()) {
-                if state == TaskState::Failed {
-                    map.insert("error".into(), json!(detail));
-                }
+            if let (Some(detail), Some(map)) = (&detail, record_detail.as_object_mut())
+                && state == TaskState::Failed
+            {
+                map.insert("error".into(), json!(detail));
             }
             if let Err(e) = store.set_task_state(&self.task.id.0, state.as_str(), &record_detail) {
                 tracing::error!("cannot persist state of {}: {e}", self.task.id);
@@ -557,7 +683,9 @@ impl TaskContext {
 
     pub(crate) fn set_detail(&self, key: &str, value: serde_json::Value) {
         self.inner.with_store(|store| {
-            let Ok(Some(record)) = store.task(&self.task.id.0) else { return };
+            let Ok(Some(record)) = store.task(&self.task.id.0) else {
+                return;
+            };
             let mut detail = record.detail;
             if let Some(map) = detail.as_object_mut() {
                 map.insert(key.to_owned(), value);
@@ -609,7 +737,12 @@ async fn run_task(context: TaskContext, setup: TaskSetup) {
         Err(agent_loop::LoopError::Cancelled) => (TaskState::Cancelled, None),
         Err(e) => (TaskState::Failed, Some(e.to_string())),
     };
-    context.inner.audit("engine", "task.finish", &context.task.id.0, &json!({ "state": state, "error": detail }));
+    context.inner.audit(
+        "engine",
+        "task.finish",
+        &context.task.id.0,
+        &json!({ "state": state, "error": detail }),
+    );
     context.set_state(state, detail);
     // Subscribers' feeds end here: drop their senders with the live entry.
     lock(&context.task.log).subscribers.clear();

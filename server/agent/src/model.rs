@@ -119,19 +119,34 @@ pub struct ModelResponse {
 #[derive(Clone, Debug, PartialEq)]
 pub enum StreamEvent {
     TextDelta(String),
-    ToolUseStarted { id: String, name: String },
+    ToolUseStarted {
+        id: String,
+        name: String,
+    },
     /// A retryable failure; the client waits `delay_ms` and tries again.
-    Retrying { attempt: u32, delay_ms: u64, reason: String },
+    Retrying {
+        attempt: u32,
+        delay_ms: u64,
+        reason: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("no API key: set {env_var} or `api_key` under [{section}] in {config_hint}")]
-    MissingApiKey { env_var: String, section: String, config_hint: String },
+    MissingApiKey {
+        env_var: String,
+        section: String,
+        config_hint: String,
+    },
     #[error("model request cancelled")]
     Cancelled,
     #[error("model API rejected the request ({status}): {message}")]
-    Api { status: u16, kind: String, message: String },
+    Api {
+        status: u16,
+        kind: String,
+        message: String,
+    },
     #[error("model API still failing after {attempts} attempts: {last}")]
     RetriesExhausted { attempts: u32, last: String },
     #[error("model stream broken: {0}")]

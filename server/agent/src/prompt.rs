@@ -52,21 +52,39 @@ pub fn system_blocks(input: &PromptInput<'_>) -> Vec<SystemBlock> {
         rules.push_str("\n\n");
         rules.push_str(PLAN_FIRST);
     }
-    let mut blocks = vec![SystemBlock { text: rules, cache: input.instructions.is_empty() }];
+    let mut blocks = vec![SystemBlock {
+        text: rules,
+        cache: input.instructions.is_empty(),
+    }];
     if !input.instructions.is_empty() {
         blocks.push(SystemBlock {
-            text: format!("Instructions from the workspace (follow them):\n\n{}", input.instructions),
+            text: format!(
+                "Instructions from the workspace (follow them):\n\n{}",
+                input.instructions
+            ),
             cache: true,
         });
     }
-    blocks.push(SystemBlock { text: task_context(input), cache: true });
+    blocks.push(SystemBlock {
+        text: task_context(input),
+        cache: true,
+    });
     blocks
 }
 
 fn task_context(input: &PromptInput<'_>) -> String {
     let mut out = String::from("Granted folders:\n");
     for (index, root) in input.roots.iter().enumerate() {
-        let _ = writeln!(out, "- {} ({})", root_label(root.path()), if index == 0 { "default" } else { "use its name as a path prefix" });
+        let _ = writeln!(
+            out,
+            "- {} ({})",
+            root_label(root.path()),
+            if index == 0 {
+                "default"
+            } else {
+                "use its name as a path prefix"
+            }
+        );
     }
     if let Some(focus) = input.focus {
         let _ = write!(out, "\nThe user is looking at {}", focus.path);
@@ -94,7 +112,11 @@ fn task_context(input: &PromptInput<'_>) -> String {
                     .take((end - start + 1) as usize)
                     .map(|(i, line)| format!("{:>5}| {line}\n", i + 1))
                     .collect();
-                let _ = write!(out, "Selected lines:\n{}", truncate(&selected, FOCUS_BUDGET));
+                let _ = write!(
+                    out,
+                    "Selected lines:\n{}",
+                    truncate(&selected, FOCUS_BUDGET)
+                );
             }
         }
     }
@@ -114,7 +136,7 @@ fn enclosing(language: Language, text: &str, lines: Option<(u32, u32)>) -> Optio
     let (start, end) = lines?;
     syntax::outline(language, text)
         .into_iter()
-        .filter(|s| s.start.line + 1 <= start as usize && s.end.line + 1 >= end as usize)
+        .filter(|s| s.start.line < start as usize && s.end.line + 1 >= end as usize)
         .max_by_key(|s| s.depth)
 }
 
@@ -165,5 +187,9 @@ fn truncate(text: &str, budget: usize) -> String {
     while !text.is_char_boundary(cut) {
         cut -= 1;
     }
-    format!("{}\n… selection truncated ({} more bytes; use read_file)\n", &text[..cut], text.len() - cut)
+    format!(
+        "{}\n… selection truncated ({} more bytes; use read_file)\n",
+        &text[..cut],
+        text.len() - cut
+    )
 }

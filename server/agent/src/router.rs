@@ -81,7 +81,11 @@ pub fn route(
             ModelTier::Deep => config.deep_model.clone(),
             _ => config.fast_model.clone(),
         };
-        ModelChoice { model, tier, reason }
+        ModelChoice {
+            model,
+            tier,
+            reason,
+        }
     };
     match requested {
         ModelRequestSpec::Id(id) => {
@@ -89,8 +93,16 @@ pub fn route(
             if config.provider == Provider::Anthropic && !known && !id.starts_with("claude-") {
                 return Err(UnknownModel(id.clone()));
             }
-            let tier = if id == &config.deep_model { ModelTier::Deep } else { ModelTier::Fast };
-            Ok(ModelChoice { model: id.clone(), tier, reason: "model chosen by the request".into() })
+            let tier = if id == &config.deep_model {
+                ModelTier::Deep
+            } else {
+                ModelTier::Fast
+            };
+            Ok(ModelChoice {
+                model: id.clone(),
+                tier,
+                reason: "model chosen by the request".into(),
+            })
         }
         ModelRequestSpec::Tier(ModelTier::Fast) => {
             Ok(choose(ModelTier::Fast, "fast tier requested".into()))
@@ -101,18 +113,33 @@ pub fn route(
         ModelRequestSpec::Tier(ModelTier::Auto) => {
             let lower = input.prompt.to_lowercase();
             if let Some(hint) = DEEP_HINTS.iter().find(|hint| lower.contains(*hint)) {
-                return Ok(choose(ModelTier::Deep, format!("the request mentions `{hint}`")));
+                return Ok(choose(
+                    ModelTier::Deep,
+                    format!("the request mentions `{hint}`"),
+                ));
             }
             if input.prompt.split_whitespace().count() > 120 {
-                return Ok(choose(ModelTier::Deep, "long, detailed request (> 120 words)".into()));
+                return Ok(choose(
+                    ModelTier::Deep,
+                    "long, detailed request (> 120 words)".into(),
+                ));
             }
             if input.focus_lines.is_some_and(|lines| lines > 400) {
-                return Ok(choose(ModelTier::Deep, "large selection (> 400 lines)".into()));
+                return Ok(choose(
+                    ModelTier::Deep,
+                    "large selection (> 400 lines)".into(),
+                ));
             }
             if input.folders > 2 {
-                return Ok(choose(ModelTier::Deep, "spans more than two folders".into()));
+                return Ok(choose(
+                    ModelTier::Deep,
+                    "spans more than two folders".into(),
+                ));
             }
-            Ok(choose(ModelTier::Fast, "routine request: no sign it needs the deep tier".into()))
+            Ok(choose(
+                ModelTier::Fast,
+                "routine request: no sign it needs the deep tier".into(),
+            ))
         }
     }
 }
@@ -122,8 +149,16 @@ mod tests {
     use super::*;
 
     fn check(prompt: &str, requested: &str, expect: &str) {
-        let input = RouteInput { prompt, focus_lines: None, folders: 1 };
-        let got = match route(&Config::default(), &ModelRequestSpec::parse(requested), &input) {
+        let input = RouteInput {
+            prompt,
+            focus_lines: None,
+            folders: 1,
+        };
+        let got = match route(
+            &Config::default(),
+            &ModelRequestSpec::parse(requested),
+            &input,
+        ) {
             Ok(choice) => format!("{} ({})", choice.model, choice.reason),
             Err(e) => e.to_string(),
         };
@@ -132,10 +167,26 @@ mod tests {
 
     #[test]
     fn routes_explainably() {
-        check("fix the typo", "auto", "claude-sonnet-4-6 (routine request: no sign it needs the deep tier)");
-        check("Refactor the parser", "auto", "claude-opus-4-6 (the request mentions `refactor`)");
-        check("fix the typo", "deep", "claude-opus-4-6 (deep tier requested)");
-        check("x", "claude-haiku-4-5", "claude-haiku-4-5 (model chosen by the request)");
+        check(
+            "fix the typo",
+            "auto",
+            "claude-sonnet-4-6 (routine request: no sign it needs the deep tier)",
+        );
+        check(
+            "Refactor the parser",
+            "auto",
+            "claude-opus-4-6 (the request mentions `refactor`)",
+        );
+        check(
+            "fix the typo",
+            "deep",
+            "claude-opus-4-6 (deep tier requested)",
+        );
+        check(
+            "x",
+            "claude-haiku-4-5",
+            "claude-haiku-4-5 (model chosen by the request)",
+        );
         check(
             "x",
             "gpt-9",

@@ -48,7 +48,11 @@ pub(crate) enum JobError {
     Join(String),
 }
 
-pub(crate) async fn run(sandbox: Arc<dyn Sandbox>, job: Job, cancel: CancellationToken) -> Result<JobOutcome, JobError> {
+pub(crate) async fn run(
+    sandbox: Arc<dyn Sandbox>,
+    job: Job,
+    cancel: CancellationToken,
+) -> Result<JobOutcome, JobError> {
     let flag = CancelFlag::new();
     let watcher = {
         let flag = flag.clone();
@@ -59,7 +63,9 @@ pub(crate) async fn run(sandbox: Arc<dyn Sandbox>, job: Job, cancel: Cancellatio
         })
     };
     let blocking_flag = flag.clone();
-    let result = tokio::task::spawn_blocking(move || run_blocking(sandbox.as_ref(), job, &blocking_flag)).await;
+    let result =
+        tokio::task::spawn_blocking(move || run_blocking(sandbox.as_ref(), job, &blocking_flag))
+            .await;
     watcher.abort();
     if cancel.is_cancelled() {
         return Err(JobError::Cancelled);
@@ -67,8 +73,15 @@ pub(crate) async fn run(sandbox: Arc<dyn Sandbox>, job: Job, cancel: Cancellatio
     result.map_err(|e| JobError::Join(e.to_string()))?
 }
 
-fn run_blocking(sandbox: &dyn Sandbox, job: Job, cancel: &CancelFlag) -> Result<JobOutcome, JobError> {
-    let session = sandbox.prepare(&SessionRequest { roots: job.roots, staged: job.staged })?;
+fn run_blocking(
+    sandbox: &dyn Sandbox,
+    job: Job,
+    cancel: &CancelFlag,
+) -> Result<JobOutcome, JobError> {
+    let session = sandbox.prepare(&SessionRequest {
+        roots: job.roots,
+        staged: job.staged,
+    })?;
     let mut session = session;
     let mut spec = CommandSpec::new(["sh", "-c", job.command.as_str()]);
     if let Some((root, path)) = job.cwd {
@@ -84,7 +97,10 @@ fn run_blocking(sandbox: &dyn Sandbox, job: Job, cancel: &CancelFlag) -> Result<
     let status_line = if outcome.cancelled {
         "cancelled".to_owned()
     } else if outcome.timed_out {
-        format!("timed out after {} s (the whole process tree was killed)", job.timeout.as_secs())
+        format!(
+            "timed out after {} s (the whole process tree was killed)",
+            job.timeout.as_secs()
+        )
     } else if outcome.staging_limit_exceeded {
         "killed: the command wrote more than the sandbox's staging limit".to_owned()
     } else if let Some(code) = outcome.exit_code {
@@ -106,7 +122,12 @@ fn run_blocking(sandbox: &dyn Sandbox, job: Job, cancel: &CancelFlag) -> Result<
             // Symlinks are not staged yet: the proposal model has no kind
             // for them, so a command's new symlink is reported, not proposed.
             .filter(|c| c.symlink_target.is_none())
-            .map(|c| JobChange { root: c.root, path: c.path, content: c.content, mode: c.mode })
+            .map(|c| JobChange {
+                root: c.root,
+                path: c.path,
+                content: c.content,
+                mode: c.mode,
+            })
             .collect(),
     })
 }

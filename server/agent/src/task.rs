@@ -62,7 +62,12 @@ pub enum TaskSpecError {
     #[error("cannot read focus file {path}: {message}")]
     FocusUnreadable { path: String, message: String },
     #[error("invalid range {start}-{end} for {path}: {message}")]
-    Range { path: String, start: u32, end: u32, message: String },
+    Range {
+        path: String,
+        start: u32,
+        end: u32,
+        message: String,
+    },
 }
 
 /// Checks folders and focus; returns the canonical roots and focus.
@@ -102,24 +107,35 @@ fn validate_focus(roots: &[Root], focus: &FocusSpec) -> Result<Focus, TaskSpecEr
     } else {
         roots[0].path().join(&focus.file)
     };
-    let canonical = absolute.canonicalize().map_err(|e| TaskSpecError::FocusUnreadable {
-        path: shown.clone(),
-        message: e.to_string(),
-    })?;
+    let canonical = absolute
+        .canonicalize()
+        .map_err(|e| TaskSpecError::FocusUnreadable {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
     let (root, path) = roots
         .iter()
         .enumerate()
         .find_map(|(i, root)| {
-            RelPath::from_host(root.path(), &canonical).ok().map(|rel| (i, rel))
+            RelPath::from_host(root.path(), &canonical)
+                .ok()
+                .map(|rel| (i, rel))
         })
-        .ok_or_else(|| TaskSpecError::FocusOutside { path: shown.clone() })?;
+        .ok_or_else(|| TaskSpecError::FocusOutside {
+            path: shown.clone(),
+        })?;
     if let Some((start, end)) = focus.lines {
         let text = std::fs::read(&canonical).map_err(|e| TaskSpecError::FocusUnreadable {
             path: shown.clone(),
             message: e.to_string(),
         })?;
         let line_count = count_lines(&text);
-        let bad = |message: String| TaskSpecError::Range { path: shown.clone(), start, end, message };
+        let bad = |message: String| TaskSpecError::Range {
+            path: shown.clone(),
+            start,
+            end,
+            message,
+        };
         if start == 0 {
             return Err(bad("lines are numbered from 1".into()));
         }
@@ -130,12 +146,20 @@ fn validate_focus(roots: &[Root], focus: &FocusSpec) -> Result<Focus, TaskSpecEr
             return Err(bad(format!("the file has {line_count} lines")));
         }
     }
-    Ok(Focus { root, path, lines: focus.lines })
+    Ok(Focus {
+        root,
+        path,
+        lines: focus.lines,
+    })
 }
 
 fn count_lines(bytes: &[u8]) -> usize {
     let newlines = bytes.iter().filter(|&&b| b == b'\n').count();
-    if bytes.last().is_some_and(|&b| b != b'\n') { newlines + 1 } else { newlines }
+    if bytes.last().is_some_and(|&b| b != b'\n') {
+        newlines + 1
+    } else {
+        newlines
+    }
 }
 
 /// Parses `START-END` (or a single line `N`) as a 1-based inclusive range.
@@ -156,7 +180,9 @@ pub fn parse_line_range(text: &str) -> Result<(u32, u32), String> {
 
 /// The folder names shown to the user and model for each root.
 pub fn root_label(root: &Path) -> String {
-    root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "/".into())
+    root.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "/".into())
 }
 
 #[cfg(test)]
@@ -169,21 +195,51 @@ mod tests {
         std::fs::write(dir.path().join("a.txt"), "1\n2\n3\n").unwrap();
         let folder = dir.path().to_path_buf();
         let check = |spec: TaskSpec, expect: &str| {
-            let got = validate(&spec).err().map(|e| e.to_string()).unwrap_or_default();
+            let got = validate(&spec)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(got.starts_with(expect), "{got}");
             assert!(!got.contains('\n'));
         };
-        check(TaskSpec::new("  ", vec![folder.clone()]), "the instruction is empty");
+        check(
+            TaskSpec::new("  ", vec![folder.clone()]),
+            "the instruction is empty",
+        );
         check(TaskSpec::new("x", vec![]), "no folder granted");
-        check(TaskSpec::new("x", vec![folder.join("missing")]), "cannot use folder");
+        check(
+            TaskSpec::new("x", vec![folder.join("missing")]),
+            "cannot use folder",
+        );
         let mut spec = TaskSpec::new("x", vec![folder.clone()]);
-        spec.focus = Some(FocusSpec { file: "a.txt".into(), lines: Some((2, 9)) });
-        check(spec.clone(), "invalid range 2-9 for a.txt: the file has 3 lines");
-        spec.focus = Some(FocusSpec { file: "a.txt".into(), lines: Some((3, 2)) });
-        check(spec.clone(), "invalid range 3-2 for a.txt: start is after end");
-        spec.focus = Some(FocusSpec { file: "/etc/hostname".into(), lines: None });
-        check(spec.clone(), "focus file /etc/hostname is not inside any granted folder");
-        spec.focus = Some(FocusSpec { file: "a.txt".into(), lines: Some((1, 3)) });
+        spec.focus = Some(FocusSpec {
+            file: "a.txt".into(),
+            lines: Some((2, 9)),
+        });
+        check(
+            spec.clone(),
+            "invalid range 2-9 for a.txt: the file has 3 lines",
+        );
+        spec.focus = Some(FocusSpec {
+            file: "a.txt".into(),
+            lines: Some((3, 2)),
+        });
+        check(
+            spec.clone(),
+            "invalid range 3-2 for a.txt: start is after end",
+        );
+        spec.focus = Some(FocusSpec {
+            file: "/etc/hostname".into(),
+            lines: None,
+        });
+        check(
+            spec.clone(),
+            "focus file /etc/hostname is not inside any granted folder",
+        );
+        spec.focus = Some(FocusSpec {
+            file: "a.txt".into(),
+            lines: Some((1, 3)),
+        });
         assert!(validate(&spec).is_ok());
         assert_eq!(parse_line_range("3-5"), Ok((3, 5)));
         assert_eq!(parse_line_range("7"), Ok((7, 7)));

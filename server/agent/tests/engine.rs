@@ -1,6 +1,9 @@
 //! The engine end to end against the scripted mock model server over
 //! loopback: real HTTP client, SSE parser, retries, tools, store and apply.
 
+// Test and bench helpers may panic on failure: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +27,11 @@ struct Harness {
 }
 
 fn retry_fast() -> RetryPolicy {
-    RetryPolicy { max_attempts: 4, base_delay: Duration::from_millis(5), max_delay: Duration::from_millis(40) }
+    RetryPolicy {
+        max_attempts: 4,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(40),
+    }
 }
 
 fn config_for(mock: &MockModelServer) -> Config {
@@ -63,15 +70,27 @@ async fn harness(script: Script) -> Harness {
     let data = tempfile::tempdir().unwrap();
     let data_path = data.path().to_path_buf();
     let engine = open_engine(config_for(&mock), &data_path);
-    Harness { engine, _data: data, data_path, mock }
+    Harness {
+        engine,
+        _data: data,
+        data_path,
+        mock,
+    }
 }
 
 fn tool(name: &str, input: Value) -> Item {
-    Item::ToolUse(ToolUse { name: name.into(), input, id: None })
+    Item::ToolUse(ToolUse {
+        name: name.into(),
+        input,
+        id: None,
+    })
 }
 
 fn turn(items: Vec<Item>) -> Turn {
-    Turn { content: items, ..Turn::default() }
+    Turn {
+        content: items,
+        ..Turn::default()
+    }
 }
 
 fn text(t: &str) -> Turn {
@@ -82,16 +101,29 @@ fn text(t: &str) -> Turn {
 fn project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.txt"), "alpha\nbeta\ngamma\n").unwrap();
-    std::fs::write(dir.path().join("lib.rs"), "fn one() -> u32 {\n    1\n}\n\nfn two() -> u32 {\n    2\n}\n").unwrap();
+    std::fs::write(
+        dir.path().join("lib.rs"),
+        "fn one() -> u32 {\n    1\n}\n\nfn two() -> u32 {\n    2\n}\n",
+    )
+    .unwrap();
     std::fs::write(dir.path().join("old.txt"), "delete me\n").unwrap();
-    std::fs::write(dir.path().join("AGENTS.md"), "Always write British English.\n").unwrap();
+    std::fs::write(
+        dir.path().join("AGENTS.md"),
+        "Always write British English.\n",
+    )
+    .unwrap();
     dir
 }
 
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<_> = walk(dir)
         .into_iter()
-        .map(|p| (p.strip_prefix(dir).unwrap().display().to_string(), std::fs::read(&p).unwrap()))
+        .map(|p| {
+            (
+                p.strip_prefix(dir).unwrap().display().to_string(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
         .collect();
     files.sort();
     files
@@ -112,13 +144,25 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 fn edit_script() -> Vec<Turn> {
     vec![
-        turn(vec![Item::Text("Looking first.".into()), tool("read_file", json!({ "path": "a.txt" }))]),
         turn(vec![
-            tool("edit", json!({ "path": "a.txt", "old_string": "beta", "new_string": "BETA" })),
-            tool("edit", json!({ "path": "lib.rs", "old_string": "    2\n", "new_string": "    22\n" })),
+            Item::Text("Looking first.".into()),
+            tool("read_file", json!({ "path": "a.txt" })),
         ]),
         turn(vec![
-            tool("create_file", json!({ "path": "new.txt", "content": "fresh\n" })),
+            tool(
+                "edit",
+                json!({ "path": "a.txt", "old_string": "beta", "new_string": "BETA" }),
+            ),
+            tool(
+                "edit",
+                json!({ "path": "lib.rs", "old_string": "    2\n", "new_string": "    22\n" }),
+            ),
+        ]),
+        turn(vec![
+            tool(
+                "create_file",
+                json!({ "path": "new.txt", "content": "fresh\n" }),
+            ),
             tool("delete", json!({ "path": "old.txt" })),
         ]),
         text("Done: edited a.txt and lib.rs, created new.txt, deleted old.txt."),
@@ -130,14 +174,29 @@ async fn scripted_task_proposes_and_touches_nothing_until_applied() {
     let h = harness(Script::single(edit_script())).await;
     let dir = project();
     let before = snapshot(dir.path());
-    let id = h.engine.start_task(TaskSpec::new("tidy the project", vec![dir.path().into()])).unwrap();
+    let id = h
+        .engine
+        .start_task(TaskSpec::new("tidy the project", vec![dir.path().into()]))
+        .unwrap();
     assert_eq!(h.engine.wait(&id).await.unwrap(), TaskState::Proposed);
-    assert_eq!(snapshot(dir.path()), before, "no byte changes before review");
+    assert_eq!(
+        snapshot(dir.path()),
+        before,
+        "no byte changes before review"
+    );
 
     let proposal = h.engine.proposal(&id).unwrap().unwrap();
-    let paths: Vec<_> = proposal.changes.iter().map(|c| c.path.to_string()).collect();
+    let paths: Vec<_> = proposal
+        .changes
+        .iter()
+        .map(|c| c.path.to_string())
+        .collect();
     let events = h.engine.subscribe(&id).unwrap().history;
-    assert_eq!(paths, ["a.txt", "lib.rs", "new.txt", "old.txt"], "{events:#?}");
+    assert_eq!(
+        paths,
+        ["a.txt", "lib.rs", "new.txt", "old.txt"],
+        "{events:#?}"
+    );
 
     // Accept a.txt and new.txt only.
     let accept: Vec<_> = proposal
@@ -146,15 +205,33 @@ async fn scripted_task_proposes_and_touches_nothing_until_applied() {
         .filter(|c| c.path.as_str() == "a.txt" || c.path.as_str() == "new.txt")
         .flat_map(|c| c.hunks.iter().map(|h| h.id.clone()))
         .collect();
-    h.engine.resolve_hunks(&id, &accept, HunkStatus::Accepted).unwrap();
+    h.engine
+        .resolve_hunks(&id, &accept, HunkStatus::Accepted)
+        .unwrap();
     h.engine.resolve_all(&id, HunkStatus::Rejected).unwrap();
     let report = h.engine.apply(&id).unwrap();
     assert_eq!(report.files.len(), 2);
-    assert_eq!(std::fs::read_to_string(dir.path().join("a.txt")).unwrap(), "alpha\nBETA\ngamma\n");
-    assert_eq!(std::fs::read_to_string(dir.path().join("new.txt")).unwrap(), "fresh\n");
-    assert!(dir.path().join("old.txt").exists(), "rejected deletion not applied");
-    assert!(std::fs::read_to_string(dir.path().join("lib.rs")).unwrap().contains("    2\n"));
-    assert_eq!(h.engine.summary(&id).unwrap().state, TaskState::PartiallyApplied);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("a.txt")).unwrap(),
+        "alpha\nBETA\ngamma\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("new.txt")).unwrap(),
+        "fresh\n"
+    );
+    assert!(
+        dir.path().join("old.txt").exists(),
+        "rejected deletion not applied"
+    );
+    assert!(
+        std::fs::read_to_string(dir.path().join("lib.rs"))
+            .unwrap()
+            .contains("    2\n")
+    );
+    assert_eq!(
+        h.engine.summary(&id).unwrap().state,
+        TaskState::PartiallyApplied
+    );
 
     h.engine.undo(None).unwrap();
     assert_eq!(snapshot(dir.path()), before, "undo restores every byte");
@@ -165,19 +242,41 @@ async fn scripted_task_proposes_and_touches_nothing_until_applied() {
 async fn requests_carry_instructions_tools_cache_control_and_paired_results() {
     let h = harness(Script::single(edit_script())).await;
     let dir = project();
-    let id = h.engine.start_task(TaskSpec::new("tidy", vec![dir.path().into()])).unwrap();
+    let id = h
+        .engine
+        .start_task(TaskSpec::new("tidy", vec![dir.path().into()]))
+        .unwrap();
     h.engine.wait(&id).await.unwrap();
     let requests = h.mock.requests();
     assert_eq!(requests.len(), 4);
     let first = &requests[0].body;
     let system = first["system"].as_array().unwrap();
     let system_text: String = system.iter().map(|b| b["text"].as_str().unwrap()).collect();
-    assert!(system_text.contains("Always write British English."), "instruction file text in the prompt");
-    assert!(system.iter().any(|b| b["cache_control"]["type"] == "ephemeral"), "cache_control on the system prefix");
+    assert!(
+        system_text.contains("Always write British English."),
+        "instruction file text in the prompt"
+    );
+    assert!(
+        system
+            .iter()
+            .any(|b| b["cache_control"]["type"] == "ephemeral"),
+        "cache_control on the system prefix"
+    );
     let tools = first["tools"].as_array().unwrap();
     let names: Vec<_> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
-    for expected in ["read_file", "edit", "create_file", "delete", "search", "list_dir", "update_plan"] {
-        assert!(names.contains(&expected), "tool {expected} offered: {names:?}");
+    for expected in [
+        "read_file",
+        "edit",
+        "create_file",
+        "delete",
+        "search",
+        "list_dir",
+        "update_plan",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "tool {expected} offered: {names:?}"
+        );
     }
     assert_eq!(tools.last().unwrap()["cache_control"]["type"], "ephemeral");
     assert!(tools.iter().all(|t| t["input_schema"]["type"] == "object"));
@@ -187,7 +286,12 @@ async fn requests_carry_instructions_tools_cache_control_and_paired_results() {
     for pair in messages.windows(2) {
         let uses: Vec<_> = pair[0]["content"]
             .as_array()
-            .map(|c| c.iter().filter(|b| b["type"] == "tool_use").map(|b| b["id"].clone()).collect())
+            .map(|c| {
+                c.iter()
+                    .filter(|b| b["type"] == "tool_use")
+                    .map(|b| b["id"].clone())
+                    .collect()
+            })
             .unwrap_or_default();
         if uses.is_empty() {
             continue;
@@ -208,16 +312,30 @@ async fn requests_carry_instructions_tools_cache_control_and_paired_results() {
 #[tokio::test]
 async fn syntax_errors_introduced_by_an_edit_are_reported_to_the_model() {
     let turns = vec![
-        turn(vec![tool("edit", json!({ "path": "lib.rs", "old_string": "    1\n}", "new_string": "    1\n" }))]),
+        turn(vec![tool(
+            "edit",
+            json!({ "path": "lib.rs", "old_string": "    1\n}", "new_string": "    1\n" }),
+        )]),
         text("ok"),
     ];
     let h = harness(Script::single(turns)).await;
     let dir = project();
-    let id = h.engine.start_task(TaskSpec::new("break it", vec![dir.path().into()])).unwrap();
+    let id = h
+        .engine
+        .start_task(TaskSpec::new("break it", vec![dir.path().into()]))
+        .unwrap();
     h.engine.wait(&id).await.unwrap();
     let requests = h.mock.requests();
-    let result = requests[1].body["messages"].as_array().unwrap().last().unwrap()["content"][0]["content"].clone();
-    let result = result.as_str().map(str::to_owned).unwrap_or_else(|| result.to_string());
+    let result = requests[1].body["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["content"][0]["content"]
+        .clone();
+    let result = result
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| result.to_string());
     assert!(result.contains("syntax check: lib.rs now has"), "{result}");
 }
 
@@ -232,7 +350,10 @@ async fn cancel_mid_stream_ends_the_task_within_100ms() {
     let h = harness(Script::single(vec![slow])).await;
     let dir = project();
     let before = snapshot(dir.path());
-    let id = h.engine.start_task(TaskSpec::new("talk slowly", vec![dir.path().into()])).unwrap();
+    let id = h
+        .engine
+        .start_task(TaskSpec::new("talk slowly", vec![dir.path().into()]))
+        .unwrap();
     let mut subscription = h.engine.subscribe(&id).unwrap();
     loop {
         let event = subscription.events.recv().await.unwrap();
@@ -245,7 +366,10 @@ async fn cancel_mid_stream_ends_the_task_within_100ms() {
     let state = h.engine.wait(&id).await.unwrap();
     let elapsed = started.elapsed();
     assert_eq!(state, TaskState::Cancelled);
-    assert!(elapsed < Duration::from_millis(100), "cancelled after {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_millis(100),
+        "cancelled after {elapsed:?}"
+    );
     assert_eq!(snapshot(dir.path()), before);
     assert!(h.engine.proposal(&id).unwrap().is_none());
 }
@@ -262,25 +386,57 @@ fn faulty(fault: Fault) -> Script {
 #[tokio::test]
 async fn each_injected_fault_is_survived() {
     let faults = [
-        Fault { status: Some(429), retry_after_ms: Some(20), ..Fault::default() },
-        Fault { status: Some(529), ..Fault::default() },
-        Fault { status: Some(500), ..Fault::default() },
-        Fault { disconnect_after_events: Some(2), ..Fault::default() },
-        Fault { malformed: Some(true), ..Fault::default() },
-        Fault { error_event: Some("overloaded_error".into()), ..Fault::default() },
-        Fault { hang: Some(true), ..Fault::default() },
+        Fault {
+            status: Some(429),
+            retry_after_ms: Some(20),
+            ..Fault::default()
+        },
+        Fault {
+            status: Some(529),
+            ..Fault::default()
+        },
+        Fault {
+            status: Some(500),
+            ..Fault::default()
+        },
+        Fault {
+            disconnect_after_events: Some(2),
+            ..Fault::default()
+        },
+        Fault {
+            malformed: Some(true),
+            ..Fault::default()
+        },
+        Fault {
+            error_event: Some("overloaded_error".into()),
+            ..Fault::default()
+        },
+        Fault {
+            hang: Some(true),
+            ..Fault::default()
+        },
     ];
     for fault in faults {
         let described = format!("{fault:?}");
         let h = harness(faulty(fault)).await;
         let dir = project();
-        let id = h.engine.start_task(TaskSpec::new("say hi", vec![dir.path().into()])).unwrap();
+        let id = h
+            .engine
+            .start_task(TaskSpec::new("say hi", vec![dir.path().into()]))
+            .unwrap();
         let state = h.engine.wait(&id).await.unwrap();
         let summary = h.engine.summary(&id).unwrap();
-        assert_eq!(state, TaskState::Completed, "{described}: {:?}", summary.error);
+        assert_eq!(
+            state,
+            TaskState::Completed,
+            "{described}: {:?}",
+            summary.error
+        );
         let events = h.engine.subscribe(&id).unwrap().history;
         assert!(
-            events.iter().any(|e| matches!(e.kind, TaskEventKind::Retrying { .. })),
+            events
+                .iter()
+                .any(|e| matches!(e.kind, TaskEventKind::Retrying { .. })),
             "{described}: a retry was reported"
         );
     }
@@ -288,18 +444,33 @@ async fn each_injected_fault_is_survived() {
 
 #[tokio::test]
 async fn exhausted_retries_fail_the_task_with_a_clear_message() {
-    let fault = Fault { status: Some(500), ..Fault::default() };
+    let fault = Fault {
+        status: Some(500),
+        ..Fault::default()
+    };
     let script = Script::single(vec![Turn {
         content: vec![Item::Text("never".into())],
-        faults: vec![fault.clone(), fault.clone(), fault.clone(), fault.clone(), fault],
+        faults: vec![
+            fault.clone(),
+            fault.clone(),
+            fault.clone(),
+            fault.clone(),
+            fault,
+        ],
         ..Turn::default()
     }]);
     let h = harness(script).await;
     let dir = project();
-    let id = h.engine.start_task(TaskSpec::new("say hi", vec![dir.path().into()])).unwrap();
+    let id = h
+        .engine
+        .start_task(TaskSpec::new("say hi", vec![dir.path().into()]))
+        .unwrap();
     assert_eq!(h.engine.wait(&id).await.unwrap(), TaskState::Failed);
     let error = h.engine.summary(&id).unwrap().error.unwrap();
-    assert!(error.starts_with("model API still failing after 4 attempts"), "{error}");
+    assert!(
+        error.starts_with("model API still failing after 4 attempts"),
+        "{error}"
+    );
     assert!(!error.contains('\n'));
 }
 
@@ -317,14 +488,29 @@ async fn twenty_parallel_tasks_get_independent_proposals() {
             ],
         })
         .collect();
-    let h = harness(Script { conversations, api_key: None }).await;
+    let h = harness(Script {
+        conversations,
+        api_key: None,
+    })
+    .await;
     let dir = project();
     let before = snapshot(dir.path());
     let ids: Vec<TaskId> = (0..20)
-        .map(|n| h.engine.start_task(TaskSpec::new(format!("job-{n:02}"), vec![dir.path().into()])).unwrap())
+        .map(|n| {
+            h.engine
+                .start_task(TaskSpec::new(
+                    format!("job-{n:02}"),
+                    vec![dir.path().into()],
+                ))
+                .unwrap()
+        })
         .collect();
     for (n, id) in ids.iter().enumerate() {
-        assert_eq!(h.engine.wait(id).await.unwrap(), TaskState::Proposed, "task {n}");
+        assert_eq!(
+            h.engine.wait(id).await.unwrap(),
+            TaskState::Proposed,
+            "task {n}"
+        );
         let proposal: Proposal = h.engine.proposal(id).unwrap().unwrap();
         let diff = proposal.unified_diff();
         assert!(diff.contains(&format!("+beta {n}\n")), "task {n}: {diff}");
@@ -336,21 +522,37 @@ async fn twenty_parallel_tasks_get_independent_proposals() {
 
 #[tokio::test]
 async fn plan_first_waits_for_approval_and_can_be_steered() {
-    let plan = |title: &str| tool("update_plan", json!({ "steps": [{ "title": title, "status": "pending" }] }));
+    let plan = |title: &str| {
+        tool(
+            "update_plan",
+            json!({ "steps": [{ "title": title, "status": "pending" }] }),
+        )
+    };
     let turns = vec![
         turn(vec![plan("rename beta")]),
         turn(vec![plan("rename beta to BETA")]),
-        turn(vec![tool("edit", json!({ "path": "a.txt", "old_string": "beta", "new_string": "BETA" }))]),
+        turn(vec![tool(
+            "edit",
+            json!({ "path": "a.txt", "old_string": "beta", "new_string": "BETA" }),
+        )]),
         text("done"),
     ];
     let h = harness(Script::single(turns)).await;
     let dir = project();
     let mut spec = TaskSpec::new("rename", vec![dir.path().into()]);
     spec.mode = TaskMode::PlanFirst;
-    spec.focus = Some(FocusSpec { file: "a.txt".into(), lines: Some((2, 2)) });
+    spec.focus = Some(FocusSpec {
+        file: "a.txt".into(),
+        lines: Some((2, 2)),
+    });
     let id = h.engine.start_task(spec).unwrap();
     let mut subscription = h.engine.subscribe(&id).unwrap();
-    let mut decisions = vec![PlanDecision::Steer { instruction: "use capitals".into() }, PlanDecision::Approve];
+    let mut decisions = vec![
+        PlanDecision::Steer {
+            instruction: "use capitals".into(),
+        },
+        PlanDecision::Approve,
+    ];
     let mut states = Vec::new();
     while let Some(event) = subscription.events.recv().await {
         if let TaskEventKind::StateChanged { state, .. } = event.kind {
@@ -361,7 +563,17 @@ async fn plan_first_waits_for_approval_and_can_be_steered() {
         }
     }
     use TaskState::*;
-    assert_eq!(states, [Planning, AwaitingPlanApproval, Planning, AwaitingPlanApproval, Running, Proposed]);
+    assert_eq!(
+        states,
+        [
+            Planning,
+            AwaitingPlanApproval,
+            Planning,
+            AwaitingPlanApproval,
+            Running,
+            Proposed
+        ]
+    );
     let second = &h.mock.requests()[1].body["messages"];
     assert!(second.to_string().contains("use capitals"));
 }
@@ -370,11 +582,16 @@ async fn plan_first_waits_for_approval_and_can_be_steered() {
 async fn tasks_and_proposals_survive_a_restart() {
     let h = harness(Script::single(edit_script())).await;
     let dir = project();
-    let id = h.engine.start_task(TaskSpec::new("tidy", vec![dir.path().into()])).unwrap();
+    let id = h
+        .engine
+        .start_task(TaskSpec::new("tidy", vec![dir.path().into()]))
+        .unwrap();
     h.engine.wait(&id).await.unwrap();
     let proposal = h.engine.proposal(&id).unwrap().unwrap();
     let first_hunk = proposal.changes[0].hunks[0].id.clone();
-    h.engine.resolve_hunks(&id, &[first_hunk.clone()], HunkStatus::Accepted).unwrap();
+    h.engine
+        .resolve_hunks(&id, &[first_hunk.clone()], HunkStatus::Accepted)
+        .unwrap();
     let config = config_for(&h.mock);
     drop(h.engine);
     let engine = open_engine(config, &h.data_path);
@@ -382,8 +599,15 @@ async fn tasks_and_proposals_survive_a_restart() {
     assert_eq!(tasks[0].id, id);
     assert_eq!(tasks[0].state, TaskState::Proposed);
     let reloaded = engine.proposal(&id).unwrap().unwrap();
-    assert_eq!(reloaded.hunk(&first_hunk).unwrap().1.status, HunkStatus::Accepted);
+    assert_eq!(
+        reloaded.hunk(&first_hunk).unwrap().1.status,
+        HunkStatus::Accepted
+    );
     let events = engine.subscribe(&id).unwrap().history;
-    assert!(events.iter().any(|e| matches!(e.kind, TaskEventKind::ProposalUpdated { .. })));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e.kind, TaskEventKind::ProposalUpdated { .. }))
+    );
     assert!(engine.verify_audit().unwrap().entries > 5);
 }

@@ -2,6 +2,9 @@
 //! error messages, the staged view, path escapes, gitignore, apply_patch
 //! atomicity, and that the disk never changes.
 
+// Test and bench helpers may panic on failure: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::path::Path;
 

@@ -11,7 +11,9 @@ use redline_agent::router::ModelRequestSpec;
 use redline_agent::task::{FocusSpec, TaskSpec, parse_line_range};
 use redline_core::apply::ApplyId;
 use redline_core::proposal::HunkStatus;
-use redline_protocol::{PlanDecision, StepStatus, TaskEvent, TaskEventKind, TaskId, TaskMode, TaskState};
+use redline_protocol::{
+    PlanDecision, StepStatus, TaskEvent, TaskEventKind, TaskId, TaskMode, TaskState,
+};
 use serde_json::json;
 
 use crate::render::{self, Style};
@@ -60,13 +62,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     } else {
         args.folders.clone()
     };
-    let lines = args.range.as_deref().map(parse_line_range).transpose().map_err(anyhow::Error::msg)?;
+    let lines = args
+        .range
+        .as_deref()
+        .map(parse_line_range)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let opened = setup::open_engine(&folders, Needs::Model)?;
     let engine = opened.engine;
     let mut spec = TaskSpec::new(args.instruction.clone(), folders);
     spec.focus = args.file.clone().map(|file| FocusSpec { file, lines });
     spec.model = ModelRequestSpec::parse(&args.model);
-    spec.mode = if args.plan { TaskMode::PlanFirst } else { TaskMode::Direct };
+    spec.mode = if args.plan {
+        TaskMode::PlanFirst
+    } else {
+        TaskMode::Direct
+    };
     let id = engine.start_task(spec)?;
 
     let ctrl_c_engine = engine.clone();
@@ -96,7 +107,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         TaskState::Failed => {
             let error = summary.error.unwrap_or_else(|| "unknown error".into());
             if args.json {
-                println!("{}", json!({ "task": summary_json(&engine, &id)?, "error": error }));
+                println!(
+                    "{}",
+                    json!({ "task": summary_json(&engine, &id)?, "error": error })
+                );
             }
             eprintln!("redline: task {id} failed: {error}");
             return Ok(EXIT_FAILED);
@@ -112,7 +126,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     }
     let Some(proposal) = engine.proposal(&id)?.filter(|p| !p.changes.is_empty()) else {
         if args.json {
-            println!("{}", json!({ "task": summary_json(&engine, &id)?, "proposal": null }));
+            println!(
+                "{}",
+                json!({ "task": summary_json(&engine, &id)?, "proposal": null })
+            );
         } else {
             eprintln!("No changes proposed.");
         }
@@ -129,7 +146,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         engine.resolve_all(&id, HunkStatus::Accepted)?;
         return apply_and_report(&engine, &id, args.json);
     }
-    print!("{}", render::colored_diff(&proposal.unified_diff(), stdout_style));
+    print!(
+        "{}",
+        render::colored_diff(&proposal.unified_diff(), stdout_style)
+    );
     if std::io::stdin().is_terminal() {
         let stdin = std::io::stdin();
         let outcome = review::review(&engine, &id, stdout_style, &mut stdin.lock())?;
@@ -180,7 +200,11 @@ fn apply_and_report(engine: &Engine, id: &TaskId, json_output: bool) -> anyhow::
             );
         }
     }
-    Ok(if report.stale.is_empty() { EXIT_OK } else { EXIT_STALE })
+    Ok(if report.stale.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_STALE
+    })
 }
 
 /// Renders a task's event stream on stderr: a spinner with the current
@@ -194,7 +218,12 @@ struct Progress {
 
 impl Progress {
     fn new(style: Style) -> Progress {
-        Progress { style, spinner: None, mid_line: false, status: "starting".into() }
+        Progress {
+            style,
+            spinner: None,
+            mid_line: false,
+            status: "starting".into(),
+        }
     }
 
     fn line(&mut self, text: &str) {
@@ -289,22 +318,37 @@ impl Progress {
                 let text = style.dim(&format!("  → {summary}"));
                 self.line(&text);
             }
-            TaskEventKind::ToolResult { summary, is_error: true, .. } => {
+            TaskEventKind::ToolResult {
+                summary,
+                is_error: true,
+                ..
+            } => {
                 let text = style.yellow(&format!("    ✗ {summary}"));
                 self.line(&text);
             }
             TaskEventKind::ProposalUpdated { files, hunks, .. } => {
                 self.set_status(format!("proposal: {files} file(s), {hunks} hunk(s)"));
             }
-            TaskEventKind::Retrying { attempt, delay_ms, reason } => {
-                let text = style.yellow(&format!("  retrying (attempt {attempt}) in {delay_ms} ms: {reason}"));
+            TaskEventKind::Retrying {
+                attempt,
+                delay_ms,
+                reason,
+            } => {
+                let text = style.yellow(&format!(
+                    "  retrying (attempt {attempt}) in {delay_ms} ms: {reason}"
+                ));
                 self.line(&text);
             }
             TaskEventKind::Usage { usage } => {
-                let cost = usage.cost_usd.map(|c| format!(", ~${c:.4}")).unwrap_or_default();
+                let cost = usage
+                    .cost_usd
+                    .map(|c| format!(", ~${c:.4}"))
+                    .unwrap_or_default();
                 self.set_status(format!(
                     "{} in / {} out tokens{cost}",
-                    usage.input_tokens + usage.cache_read_input_tokens + usage.cache_creation_input_tokens,
+                    usage.input_tokens
+                        + usage.cache_read_input_tokens
+                        + usage.cache_creation_input_tokens,
                     usage.output_tokens
                 ));
             }
@@ -334,9 +378,9 @@ async fn ask_plan_decision(progress: &mut Progress) -> PlanDecision {
             eprint!("What should change? ");
             let _ = std::io::stderr().flush();
             match read_line().await {
-                Some(instruction) if !instruction.trim().is_empty() => {
-                    PlanDecision::Steer { instruction: instruction.trim().to_owned() }
-                }
+                Some(instruction) if !instruction.trim().is_empty() => PlanDecision::Steer {
+                    instruction: instruction.trim().to_owned(),
+                },
                 _ => PlanDecision::Cancel,
             }
         }
@@ -379,11 +423,20 @@ pub fn show(id: &str, json_output: bool) -> anyhow::Result<i32> {
     let events = engine.subscribe(&id)?.history;
     let proposal = engine.proposal(&id)?;
     if json_output {
-        println!("{}", serde_json::to_string_pretty(&json!({ "task": summary, "events": events, "proposal": proposal }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({ "task": summary, "events": events, "proposal": proposal })
+            )?
+        );
         return Ok(EXIT_OK);
     }
     let style = Style::for_stream(std::io::stdout().is_terminal());
-    println!("{} {}", style.bold(&format!("task {}", summary.id)), summary.state.as_str());
+    println!(
+        "{} {}",
+        style.bold(&format!("task {}", summary.id)),
+        summary.state.as_str()
+    );
     println!("prompt:  {}", summary.prompt);
     println!("folders: {}", summary.folders.join(", "));
     println!("model:   {}", summary.model);
@@ -395,19 +448,31 @@ pub fn show(id: &str, json_output: bool) -> anyhow::Result<i32> {
             TaskEventKind::ToolCall { summary, .. } => println!("  → {summary}"),
             TaskEventKind::Message { text } => println!("  {}", text.replace('\n', "\n  ")),
             TaskEventKind::StateChanged { state, detail } => {
-                println!("  [{}]{}", state.as_str(), detail.as_ref().map(|d| format!(" {d}")).unwrap_or_default())
+                println!(
+                    "  [{}]{}",
+                    state.as_str(),
+                    detail.as_ref().map(|d| format!(" {d}")).unwrap_or_default()
+                )
             }
-            TaskEventKind::ModelChosen { model, reason, .. } => println!("  model {model}: {reason}"),
+            TaskEventKind::ModelChosen { model, reason, .. } => {
+                println!("  model {model}: {reason}")
+            }
             TaskEventKind::InstructionsLoaded { files, .. } if !files.is_empty() => {
                 println!("  instructions: {}", files.join(", "))
             }
-            TaskEventKind::Applied { apply_id, files, .. } => println!("  applied {files} file(s) as {apply_id}"),
+            TaskEventKind::Applied {
+                apply_id, files, ..
+            } => println!("  applied {files} file(s) as {apply_id}"),
             TaskEventKind::Undone { apply_id, .. } => println!("  undid {apply_id}"),
             _ => {}
         }
     }
     if let Some(proposal) = proposal.filter(|p| !p.changes.is_empty()) {
-        println!("proposal {}: {}", proposal.id.0, render::proposal_summary(&proposal));
+        println!(
+            "proposal {}: {}",
+            proposal.id.0,
+            render::proposal_summary(&proposal)
+        );
         print!("{}", render::colored_diff(&proposal.unified_diff(), style));
     }
     Ok(EXIT_OK)
@@ -422,7 +487,10 @@ pub async fn review(id: &str, apply_after: bool) -> anyhow::Result<i32> {
     if apply_after && outcome.accepted > 0 {
         return apply_and_report(&engine, &id, false);
     }
-    eprintln!("{} accepted, {} rejected, {} still pending.", outcome.accepted, outcome.rejected, outcome.pending);
+    eprintln!(
+        "{} accepted, {} rejected, {} still pending.",
+        outcome.accepted, outcome.rejected, outcome.pending
+    );
     Ok(EXIT_OK)
 }
 
@@ -451,7 +519,11 @@ pub fn undo(apply_id: Option<&str>) -> anyhow::Result<i32> {
     for file in &report.files {
         eprintln!("  restored {}", file.path);
     }
-    eprintln!("Undid {}: {} file(s) restored.", report.apply_id.0, report.files.len());
+    eprintln!(
+        "Undid {}: {} file(s) restored.",
+        report.apply_id.0,
+        report.files.len()
+    );
     Ok(EXIT_OK)
 }
 
@@ -466,23 +538,46 @@ pub async fn doctor(folders: &[PathBuf]) -> anyhow::Result<i32> {
             let sources = if config.sources.is_empty() {
                 "none found (defaults)".to_owned()
             } else {
-                config.sources.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                config
+                    .sources
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             report(true, "config", sources);
-            report(true, "provider", format!("{:?} at {}", config.provider, config.base_url()));
-            report(true, "models", format!("fast = {}, deep = {}", config.fast_model, config.deep_model));
+            report(
+                true,
+                "provider",
+                format!("{:?} at {}", config.provider, config.base_url()),
+            );
+            report(
+                true,
+                "models",
+                format!("fast = {}, deep = {}", config.fast_model, config.deep_model),
+            );
             match (&config.api_key, config.requires_key()) {
                 (Some(_), _) => report(
                     true,
                     "API key",
-                    format!("present (from {})", config.api_key_source.clone().unwrap_or_default()),
+                    format!(
+                        "present (from {})",
+                        config.api_key_source.clone().unwrap_or_default()
+                    ),
                 ),
                 (None, true) => report(
                     false,
                     "API key",
-                    format!("missing: set {} or `api_key` in your redline.toml", config.key_env_var()),
+                    format!(
+                        "missing: set {} or `api_key` in your redline.toml",
+                        config.key_env_var()
+                    ),
                 ),
-                (None, false) => report(true, "API key", "none (not needed for a local server)".into()),
+                (None, false) => report(
+                    true,
+                    "API key",
+                    "none (not needed for a local server)".into(),
+                ),
             }
             let (ok, detail) = crate::setup::probe_model(&config).await;
             report(ok, "model reachable", detail);
@@ -490,14 +585,30 @@ pub async fn doctor(folders: &[PathBuf]) -> anyhow::Result<i32> {
         Err(e) => report(false, "config", crate::one_line(&e)),
     }
     for probe in redline_vm::probe() {
-        report(probe.available, &format!("sandbox {}", probe.name), probe.reason);
+        report(
+            probe.available,
+            &format!("sandbox {}", probe.name),
+            probe.reason,
+        );
     }
     match redline_core::store::default_store_path() {
         Ok(path) => match redline_core::store::Store::open(&path) {
             Ok(store) => {
-                report(true, "store", format!("{} (schema v{})", path.display(), store.schema_version().unwrap_or(0)));
+                report(
+                    true,
+                    "store",
+                    format!(
+                        "{} (schema v{})",
+                        path.display(),
+                        store.schema_version().unwrap_or(0)
+                    ),
+                );
                 match store.audit_verify() {
-                    Ok(verify) => report(true, "audit log", format!("{} entries, chain intact", verify.entries)),
+                    Ok(verify) => report(
+                        true,
+                        "audit log",
+                        format!("{} entries, chain intact", verify.entries),
+                    ),
                     Err(e) => report(false, "audit log", e.to_string()),
                 }
             }
@@ -513,7 +624,10 @@ pub fn audit(verify: bool, limit: usize) -> anyhow::Result<i32> {
     if verify {
         return match engine.verify_audit() {
             Ok(result) => {
-                println!("audit log intact: {} entries, head {}", result.entries, result.head);
+                println!(
+                    "audit log intact: {} entries, head {}",
+                    result.entries, result.head
+                );
                 Ok(EXIT_OK)
             }
             Err(e) => {
@@ -525,12 +639,7 @@ pub fn audit(verify: bool, limit: usize) -> anyhow::Result<i32> {
     for entry in engine.audit_entries(limit)? {
         println!(
             "{:>6} {} {:<8} {:<18} {} {}",
-            entry.seq,
-            entry.at_ms,
-            entry.actor,
-            entry.action,
-            entry.subject,
-            entry.details
+            entry.seq, entry.at_ms, entry.actor, entry.action, entry.subject, entry.details
         );
     }
     Ok(EXIT_OK)
@@ -545,6 +654,8 @@ pub async fn lsp(folders: &[PathBuf]) -> anyhow::Result<i32> {
         folders.to_vec()
     };
     let engine = setup::open_engine(&folders, Needs::Model)?.engine;
-    redline_lsp::serve_stdio(engine).await.context("the LSP connection failed")?;
+    redline_lsp::serve_stdio(engine)
+        .await
+        .context("the LSP connection failed")?;
     Ok(EXIT_OK)
 }

@@ -61,9 +61,7 @@ enum Command {
         all: bool,
     },
     /// Undo an apply (the latest when no id is given), restoring exact bytes.
-    Undo {
-        apply_id: Option<String>,
-    },
+    Undo { apply_id: Option<String> },
     /// Check the setup: config, API key (never printed), model, sandbox, store.
     Doctor {
         /// Folders whose workspace config to include.
@@ -108,8 +106,13 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Sandbox { command: SandboxCommand::Exec(args) } => sandbox_cmd::run(args),
-        command => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Command::Sandbox {
+            command: SandboxCommand::Exec(args),
+        } => sandbox_cmd::run(args),
+        command => match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
             Ok(runtime) => runtime.block_on(dispatch(command)),
             Err(e) => Err(anyhow::anyhow!("cannot start the async runtime: {e}")),
         },

@@ -13,11 +13,17 @@ pub struct Style {
 
 impl Style {
     pub fn for_stream(is_terminal: bool) -> Style {
-        Style { color: is_terminal && std::env::var_os("NO_COLOR").is_none() }
+        Style {
+            color: is_terminal && std::env::var_os("NO_COLOR").is_none(),
+        }
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
-        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() }
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
     }
     pub fn red(&self, text: &str) -> String {
         self.paint("31", text)
@@ -47,17 +53,19 @@ pub fn colored_diff(diff: &str, style: Style) -> String {
             Some(body) => (body, "\n"),
             None => (line, ""),
         };
-        let painted = if body.starts_with("diff --git") || body.starts_with("+++") || body.starts_with("---") {
-            style.bold(body)
-        } else if body.starts_with("@@") {
-            style.cyan(body)
-        } else if body.starts_with('+') {
-            style.green(body)
-        } else if body.starts_with('-') {
-            style.red(body)
-        } else {
-            body.to_owned()
-        };
+        let painted =
+            if body.starts_with("diff --git") || body.starts_with("+++") || body.starts_with("---")
+            {
+                style.bold(body)
+            } else if body.starts_with("@@") {
+                style.cyan(body)
+            } else if body.starts_with('+') {
+                style.green(body)
+            } else if body.starts_with('-') {
+                style.red(body)
+            } else {
+                body.to_owned()
+            };
         out.push_str(&painted);
         out.push_str(newline);
     }
@@ -71,11 +79,24 @@ pub fn hunk_view(change: &FileChange, hunk: &Hunk, style: Style) -> String {
         HunkStatus::Pending => String::new(),
         other => format!(" [{}]", format!("{other:?}").to_lowercase()),
     };
-    let _ = writeln!(out, "{}{}", style.bold(&format!("{} ({:?})", change.path, change.kind).replace("Rename { from: ", "rename from ").replace(" })", ")")), style.dim(&status));
+    let _ = writeln!(
+        out,
+        "{}{}",
+        style.bold(
+            &format!("{} ({:?})", change.path, change.kind)
+                .replace("Rename { from: ", "rename from ")
+                .replace(" })", ")")
+        ),
+        style.dim(&status)
+    );
     match hunk.kind {
         HunkKind::Rename => {
             if let redline_core::proposal::ChangeKind::Rename { from } = &change.kind {
-                let _ = writeln!(out, "{}", style.yellow(&format!("rename {from} → {}", change.path)));
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    style.yellow(&format!("rename {from} → {}", change.path))
+                );
             }
             return out;
         }
@@ -94,7 +115,15 @@ pub fn hunk_view(change: &FileChange, hunk: &Hunk, style: Style) -> String {
         }
         HunkKind::Mode => {
             let mode = |m: Option<u32>| m.map_or("none".into(), |m| format!("{m:o}"));
-            let _ = writeln!(out, "{}", style.yellow(&format!("mode {} → {}", mode(change.old_mode), mode(change.new_mode))));
+            let _ = writeln!(
+                out,
+                "{}",
+                style.yellow(&format!(
+                    "mode {} → {}",
+                    mode(change.old_mode),
+                    mode(change.new_mode)
+                ))
+            );
             return out;
         }
         HunkKind::Text => {}
@@ -150,15 +179,30 @@ pub fn proposal_summary(proposal: &Proposal) -> String {
         counts.pending,
         counts.accepted,
         counts.rejected,
-        if counts.stale > 0 { format!(", {} stale", counts.stale) } else { String::new() }
+        if counts.stale > 0 {
+            format!(", {} stale", counts.stale)
+        } else {
+            String::new()
+        }
     )
 }
 
 pub fn task_table(tasks: &[TaskSummary], now_ms: i64) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{:<18} {:<22} {:>6}  {:<18} PROMPT", "ID", "STATE", "AGE", "MODEL");
+    let _ = writeln!(
+        out,
+        "{:<18} {:<22} {:>6}  {:<18} PROMPT",
+        "ID", "STATE", "AGE", "MODEL"
+    );
     for task in tasks {
-        let prompt: String = task.prompt.lines().next().unwrap_or("").chars().take(60).collect();
+        let prompt: String = task
+            .prompt
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(60)
+            .collect();
         let _ = writeln!(
             out,
             "{:<18} {:<22} {:>6}  {:<18} {}",

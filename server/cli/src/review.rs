@@ -17,7 +17,12 @@ pub struct ReviewOutcome {
 const HELP: &str = "y - accept this change\nn - reject this change\na - accept this and all remaining changes\nd - reject this and all remaining changes\nq - quit; leave the remaining changes pending\n? - show this help\n";
 
 /// Walks the pending hunks of a task's proposal, recording each answer.
-pub fn review(engine: &Engine, id: &TaskId, style: Style, input: &mut dyn BufRead) -> anyhow::Result<ReviewOutcome> {
+pub fn review(
+    engine: &Engine,
+    id: &TaskId,
+    style: Style,
+    input: &mut dyn BufRead,
+) -> anyhow::Result<ReviewOutcome> {
     let proposal = engine
         .proposal(id)?
         .filter(|p| !p.changes.is_empty())
@@ -27,7 +32,11 @@ pub fn review(engine: &Engine, id: &TaskId, style: Style, input: &mut dyn BufRea
         .iter()
         .enumerate()
         .flat_map(|(i, change)| {
-            change.hunks.iter().filter(|h| h.status == HunkStatus::Pending).map(move |h| (i, h.id.clone()))
+            change
+                .hunks
+                .iter()
+                .filter(|h| h.status == HunkStatus::Pending)
+                .map(move |h| (i, h.id.clone()))
         })
         .collect();
     let total = pending.len();
@@ -44,7 +53,13 @@ pub fn review(engine: &Engine, id: &TaskId, style: Style, input: &mut dyn BufRea
             Some(status) => status,
             None => {
                 print!("{}", render::hunk_view(change, hunk, style));
-                print!("{}", style.bold(&format!("({}/{total}) Accept this change [y,n,a,d,q,?]? ", index + 1)));
+                print!(
+                    "{}",
+                    style.bold(&format!(
+                        "({}/{total}) Accept this change [y,n,a,d,q,?]? ",
+                        index + 1
+                    ))
+                );
                 std::io::stdout().flush()?;
                 let mut line = String::new();
                 if input.read_line(&mut line)? == 0 {
@@ -75,6 +90,14 @@ pub fn review(engine: &Engine, id: &TaskId, style: Style, input: &mut dyn BufRea
     }
     let counts = engine.proposal(id)?.map(|p| p.counts());
     Ok(counts
-        .map(|c| ReviewOutcome { accepted: c.accepted, rejected: c.rejected, pending: c.pending })
-        .unwrap_or(ReviewOutcome { accepted: 0, rejected: 0, pending: 0 }))
+        .map(|c| ReviewOutcome {
+            accepted: c.accepted,
+            rejected: c.rejected,
+            pending: c.pending,
+        })
+        .unwrap_or(ReviewOutcome {
+            accepted: 0,
+            rejected: 0,
+            pending: 0,
+        }))
 }

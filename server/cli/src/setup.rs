@@ -27,7 +27,10 @@ pub struct Opened {
 }
 
 pub fn load_config(folders: &[PathBuf]) -> anyhow::Result<Config> {
-    let canonical: Vec<PathBuf> = folders.iter().filter_map(|f| f.canonicalize().ok()).collect();
+    let canonical: Vec<PathBuf> = folders
+        .iter()
+        .filter_map(|f| f.canonicalize().ok())
+        .collect();
     Ok(Config::load(&canonical, &ProcessEnv)?)
 }
 
@@ -55,7 +58,10 @@ pub fn open_engine(folders: &[PathBuf], needs: Needs) -> anyhow::Result<Opened> 
         sandbox,
         global_instructions: redline_core::instructions::default_global_file(),
     })?;
-    Ok(Opened { engine, sandbox_note })
+    Ok(Opened {
+        engine,
+        sandbox_note,
+    })
 }
 
 /// The model client the config asks for; a missing key is a one-line error
@@ -93,17 +99,26 @@ pub fn model_client(config: &Config) -> anyhow::Result<Arc<dyn ModelClient>> {
 
 fn open_sandbox(config: &Config) -> anyhow::Result<(Option<Arc<dyn redline_vm::Sandbox>>, String)> {
     match config.sandbox.as_str() {
-        "none" => Ok((None, "sandbox off ([sandbox] backend = \"none\"): run_command unavailable".into())),
+        "none" => Ok((
+            None,
+            "sandbox off ([sandbox] backend = \"none\"): run_command unavailable".into(),
+        )),
         backend => {
             let wanted = (backend != "auto").then(|| backend.to_owned());
-            match redline_vm::open(&redline_vm::SandboxConfig { backend: wanted.clone(), staging_dir: None }) {
+            match redline_vm::open(&redline_vm::SandboxConfig {
+                backend: wanted.clone(),
+                staging_dir: None,
+            }) {
                 Ok(sandbox) => {
                     let name = sandbox.name();
                     Ok((Some(Arc::from(sandbox)), format!("sandbox: {name}")))
                 }
-                Err(e) if wanted.is_none() => {
-                    Ok((None, format!("no sandbox works here ({e}): run_command unavailable; see `redline doctor`")))
-                }
+                Err(e) if wanted.is_none() => Ok((
+                    None,
+                    format!(
+                        "no sandbox works here ({e}): run_command unavailable; see `redline doctor`"
+                    ),
+                )),
                 Err(e) => Err(e.into()),
             }
         }
@@ -134,7 +149,10 @@ impl ModelClient for NoModel {
 pub async fn probe_model(config: &Config) -> (bool, String) {
     let (url, request) = match config.provider {
         Provider::Anthropic => {
-            let url = format!("{}/v1/models", config.anthropic_base_url.trim_end_matches('/'));
+            let url = format!(
+                "{}/v1/models",
+                config.anthropic_base_url.trim_end_matches('/')
+            );
             let client = reqwest::Client::new();
             let mut request = client.get(&url).header("anthropic-version", "2023-06-01");
             if let Some(key) = &config.api_key {
@@ -152,11 +170,19 @@ pub async fn probe_model(config: &Config) -> (bool, String) {
             (url, request)
         }
     };
-    match request.timeout(std::time::Duration::from_secs(5)).send().await {
-        Ok(response) if response.status().as_u16() == 401 => {
-            (false, format!("{url} answered, but the API key was rejected (HTTP 401)"))
-        }
-        Ok(response) => (true, format!("{url} answered HTTP {}", response.status().as_u16())),
+    match request
+        .timeout(std::time::Duration::from_secs(5))
+        .send()
+        .await
+    {
+        Ok(response) if response.status().as_u16() == 401 => (
+            false,
+            format!("{url} answered, but the API key was rejected (HTTP 401)"),
+        ),
+        Ok(response) => (
+            true,
+            format!("{url} answered HTTP {}", response.status().as_u16()),
+        ),
         Err(e) => (false, format!("cannot reach {url}: {e}")),
     }
 }

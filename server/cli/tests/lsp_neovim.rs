@@ -3,6 +3,9 @@
 //! diagnostics, accept one, reject one, save; then the instruction-comment
 //! flow. The Lua script asserts the buffer and the file on disk.
 
+// Test and bench helpers may panic on failure: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -5,6 +5,9 @@
 //! `tests/lsp/node/annotations.test.mjs`; this runs it (after `npm ci` when
 //! `node_modules` is missing).
 
+// Test and bench helpers may panic on failure: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

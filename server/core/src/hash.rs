@@ -47,7 +47,8 @@ impl From<ContentHash> for String {
 impl TryFrom<String> for ContentHash {
     type Error = String;
     fn try_from(value: String) -> Result<Self, String> {
-        let bytes = hex::decode(&value).map_err(|e| format!("invalid content hash `{value}`: {e}"))?;
+        let bytes =
+            hex::decode(&value).map_err(|e| format!("invalid content hash `{value}`: {e}"))?;
         let array: [u8; 32] = bytes
             .try_into()
             .map_err(|_| format!("invalid content hash `{value}`: expected 32 bytes"))?;

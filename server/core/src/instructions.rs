@@ -111,13 +111,13 @@ pub fn discover(query: &InstructionQuery) -> Instructions {
         builder.discover_global(global);
     }
 
-    if let Some((index, _)) = &query.focus {
-        if *index >= query.roots.len() {
-            builder.warn(format!(
+    if let Some((index, _)) = &query.focus
+        && *index >= query.roots.len()
+    {
+        builder.warn(format!(
                 "focus names root {index}, but only {} roots are granted; reading top-level instructions only",
                 query.roots.len()
             ));
-        }
     }
 
     for (index, dir) in query.roots.iter().enumerate() {
@@ -419,10 +419,10 @@ impl Builder {
                 ] => Some(*target),
                 _ => None,
             };
-            if let Some(target) = standalone {
-                if self.import_in_place(location, target, depth, chain, file) {
-                    continue;
-                }
+            if let Some(target) = standalone
+                && self.import_in_place(location, target, depth, chain, file)
+            {
+                continue;
             }
             self.push(file, line);
             for import in imports.iter().filter(|i| !i.standalone) {
@@ -634,10 +634,10 @@ impl Builder {
         let mut omitted = vec![0usize; self.files.len()];
         let mut start = 0;
         for &(end, file) in &self.pieces {
-            if end > cut {
-                if let Some(slot) = omitted.get_mut(file) {
-                    *slot += end - start.max(cut);
-                }
+            if end > cut
+                && let Some(slot) = omitted.get_mut(file)
+            {
+                *slot += end - start.max(cut);
             }
             start = end;
         }
@@ -752,7 +752,7 @@ fn join_relative(dir: Option<&RelPath>, target: &str) -> Option<RelPath> {
 
 /// `32 KiB` for whole KiB, otherwise a byte count.
 fn format_size(bytes: usize) -> String {
-    if bytes >= 1024 && bytes % 1024 == 0 {
+    if bytes >= 1024 && bytes.is_multiple_of(1024) {
         format!("{} KiB", group_digits((bytes / 1024) as u64))
     } else {
         format!("{} bytes", group_digits(bytes as u64))
@@ -764,7 +764,7 @@ fn group_digits(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

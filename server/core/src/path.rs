@@ -71,10 +71,12 @@ impl RelPath {
     /// Builds a `RelPath` from a host path below `root` (both absolute, as
     /// returned by a directory walk).
     pub fn from_host(root: &Path, path: &Path) -> PathResult<Self> {
-        let rel = path.strip_prefix(root).map_err(|_| PathError::OutsideRoot {
-            path: path.display().to_string(),
-            root: root.display().to_string(),
-        })?;
+        let rel = path
+            .strip_prefix(root)
+            .map_err(|_| PathError::OutsideRoot {
+                path: path.display().to_string(),
+                root: root.display().to_string(),
+            })?;
         let text = rel
             .to_str()
             .ok_or_else(|| PathError::NotUtf8(rel.display().to_string()))?;
@@ -234,7 +236,9 @@ mod tests {
     use super::*;
 
     fn check(raw: &str, expect: Result<&str, &str>) {
-        let got = RelPath::new(raw).map(|p| p.to_string()).map_err(|e| e.to_string());
+        let got = RelPath::new(raw)
+            .map(|p| p.to_string())
+            .map_err(|e| e.to_string());
         assert_eq!(got.as_deref().map_err(|e| e.as_str()), expect, "{raw}");
     }
 
@@ -245,10 +249,22 @@ mod tests {
         check("a\\b", Ok("a/b"));
         check("", Err("path is empty"));
         check(".", Err("path is empty"));
-        check("/etc/passwd", Err("path `/etc/passwd` is absolute; use a path relative to the granted folder"));
-        check("a/../../b", Err("path `a/../../b` climbs out of the granted folder with `..`"));
-        check("..", Err("path `..` climbs out of the granted folder with `..`"));
-        check("C:/x", Err("path `C:/x` is absolute; use a path relative to the granted folder"));
+        check(
+            "/etc/passwd",
+            Err("path `/etc/passwd` is absolute; use a path relative to the granted folder"),
+        );
+        check(
+            "a/../../b",
+            Err("path `a/../../b` climbs out of the granted folder with `..`"),
+        );
+        check(
+            "..",
+            Err("path `..` climbs out of the granted folder with `..`"),
+        );
+        check(
+            "C:/x",
+            Err("path `C:/x` is absolute; use a path relative to the granted folder"),
+        );
         check("a\0b", Err("path `a\\0b` contains a NUL byte"));
     }
 
@@ -260,15 +276,24 @@ mod tests {
         std::os::unix::fs::symlink(outside.path(), dir.path().join("out")).unwrap();
         std::os::unix::fs::symlink("inner", dir.path().join("alias")).unwrap();
         let root = Root::new(dir.path()).unwrap();
-        let err = root.resolve(&RelPath::new("out/secret").unwrap()).unwrap_err();
+        let err = root
+            .resolve(&RelPath::new("out/secret").unwrap())
+            .unwrap_err();
         assert_eq!(
             err,
-            PathError::SymlinkEscape { path: "out/secret".into(), link: "out".into() }
+            PathError::SymlinkEscape {
+                path: "out/secret".into(),
+                link: "out".into()
+            }
         );
-        let ok = root.resolve(&RelPath::new("alias/new.txt").unwrap()).unwrap();
+        let ok = root
+            .resolve(&RelPath::new("alias/new.txt").unwrap())
+            .unwrap();
         assert_eq!(ok, root.path().join("inner/new.txt"));
         assert_eq!(
-            root.relativize(&format!("{}/inner/x", root.path().display())).unwrap().as_str(),
+            root.relativize(&format!("{}/inner/x", root.path().display()))
+                .unwrap()
+                .as_str(),
             "inner/x"
         );
         assert!(root.relativize("/etc/passwd").is_err());

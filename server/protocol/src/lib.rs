@@ -145,7 +145,9 @@ pub enum ApprovalDecision {
 pub enum PlanDecision {
     Approve,
     /// Revise: an edited plan or an extra instruction.
-    Steer { instruction: String },
+    Steer {
+        instruction: String,
+    },
     Cancel,
 }
 
@@ -162,28 +164,85 @@ pub struct TaskEvent {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum TaskEventKind {
-    StateChanged { state: TaskState, detail: Option<String> },
+    StateChanged {
+        state: TaskState,
+        detail: Option<String>,
+    },
     /// The model, tier and why it was chosen.
-    ModelChosen { model: String, tier: ModelTier, reason: String },
+    ModelChosen {
+        model: String,
+        tier: ModelTier,
+        reason: String,
+    },
     /// Instruction files the task reads, in order.
-    InstructionsLoaded { files: Vec<String>, warnings: Vec<String> },
-    PlanUpdated { steps: Vec<PlanStep> },
-    StepStarted { index: usize, title: String },
-    StepFinished { index: usize, title: String },
-    MessageDelta { text: String },
+    InstructionsLoaded {
+        files: Vec<String>,
+        warnings: Vec<String>,
+    },
+    PlanUpdated {
+        steps: Vec<PlanStep>,
+    },
+    StepStarted {
+        index: usize,
+        title: String,
+    },
+    StepFinished {
+        index: usize,
+        title: String,
+    },
+    MessageDelta {
+        text: String,
+    },
     /// The full text of an assistant message once it is complete.
-    Message { text: String },
-    ToolCall { call_id: String, tool: String, summary: String },
-    ToolResult { call_id: String, tool: String, summary: String, is_error: bool },
-    ApprovalRequested { request: ApprovalRequest },
-    ApprovalAnswered { id: String, decision: ApprovalDecision },
-    ProposalUpdated { proposal_id: String, files: usize, hunks: usize },
-    Retrying { attempt: u32, delay_ms: u64, reason: String },
-    Usage { usage: UsageSummary },
-    Applied { apply_id: String, files: usize, stale_hunks: usize },
-    Undone { apply_id: String, files: usize },
+    Message {
+        text: String,
+    },
+    ToolCall {
+        call_id: String,
+        tool: String,
+        summary: String,
+    },
+    ToolResult {
+        call_id: String,
+        tool: String,
+        summary: String,
+        is_error: bool,
+    },
+    ApprovalRequested {
+        request: ApprovalRequest,
+    },
+    ApprovalAnswered {
+        id: String,
+        decision: ApprovalDecision,
+    },
+    ProposalUpdated {
+        proposal_id: String,
+        files: usize,
+        hunks: usize,
+    },
+    Retrying {
+        attempt: u32,
+        delay_ms: u64,
+        reason: String,
+    },
+    Usage {
+        usage: UsageSummary,
+    },
+    Applied {
+        apply_id: String,
+        files: usize,
+        stale_hunks: usize,
+    },
+    Undone {
+        apply_id: String,
+        files: usize,
+    },
 }
 
 /// A task as listed by `tasks` / `task/list`.
@@ -222,8 +281,15 @@ mod tests {
             .assert_eq(&serde_json::to_string(&event).unwrap());
         let state = serde_json::to_string(&TaskState::AwaitingPlanApproval).unwrap();
         assert_eq!(state, "\"awaiting-plan-approval\"");
-        assert_eq!(TaskState::parse("partially-applied"), Some(TaskState::PartiallyApplied));
-        for state in [TaskState::Queued, TaskState::Cancelled, TaskState::AwaitingApproval] {
+        assert_eq!(
+            TaskState::parse("partially-applied"),
+            Some(TaskState::PartiallyApplied)
+        );
+        for state in [
+            TaskState::Queued,
+            TaskState::Cancelled,
+            TaskState::AwaitingApproval,
+        ] {
             assert_eq!(TaskState::parse(state.as_str()), Some(state));
         }
     }
