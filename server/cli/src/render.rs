@@ -148,11 +148,26 @@ pub fn hunk_view(change: &FileChange, hunk: &Hunk, style: Style) -> String {
     for line in old_lines.iter().take(start).skip(before) {
         push_line(&mut out, " ", line, |s| s.to_owned());
     }
-    for line in hunk.old_text.split_inclusive('\n') {
-        push_line(&mut out, "-", line, |s| style.red(s));
+    // A hunk spans its changed lines and the unchanged ones between them;
+    // diff inside it so only changed lines are marked.
+    let old_hunk: Vec<&str> = hunk.old_text.split_inclusive('\n').collect();
+    let new_hunk: Vec<&str> = hunk.new_text.split_inclusive('\n').collect();
+    let mut old_at = 0usize;
+    for range in redline_core::diff::line_hunks(&hunk.old_text, &hunk.new_text, 0) {
+        let (old_start, new_start) = (range.old_start as usize, range.new_start as usize);
+        for line in &old_hunk[old_at.min(old_start)..old_start] {
+            push_line(&mut out, " ", line, |s| s.to_owned());
+        }
+        for line in &old_hunk[old_start..range.old_end() as usize] {
+            push_line(&mut out, "-", line, |s| style.red(s));
+        }
+        for line in &new_hunk[new_start..range.new_end() as usize] {
+            push_line(&mut out, "+", line, |s| style.green(s));
+        }
+        old_at = range.old_end() as usize;
     }
-    for line in hunk.new_text.split_inclusive('\n') {
-        push_line(&mut out, "+", line, |s| style.green(s));
+    for line in old_hunk.iter().skip(old_at) {
+        push_line(&mut out, " ", line, |s| s.to_owned());
     }
     let end = start + hunk.old_lines as usize;
     for line in old_lines.iter().skip(end).take(3) {

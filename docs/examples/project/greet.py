@@ -1,0 +1,6 @@
+def greet(name):
+    return f"Hello, {name}!"
+
+
+if __name__ == "__main__":
+    print(greet("world"))
