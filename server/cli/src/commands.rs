@@ -579,8 +579,12 @@ pub async fn doctor(folders: &[PathBuf]) -> anyhow::Result<i32> {
                     "none (not needed for a local server)".into(),
                 ),
             }
-            let (ok, detail) = crate::setup::probe_model(&config).await;
-            report(ok, "model reachable", detail);
+            if config.api_key.is_none() && config.requires_key() {
+                report(false, "model reachable", "not checked: no API key".into());
+            } else {
+                let (ok, detail) = crate::setup::probe_model(&config).await;
+                report(ok, "model reachable", detail);
+            }
         }
         Err(e) => report(false, "config", crate::one_line(&e)),
     }
