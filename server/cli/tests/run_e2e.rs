@@ -350,3 +350,28 @@ async fn failed_task_exits_1_and_leaves_files_untouched() {
     );
     assert_eq!(snapshot(dir.path()), before);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_reports_key_presence_without_printing_it() {
+    let mock = MockModelServer::start(edit_script()).await.unwrap();
+    let env = Env::new(&mock);
+    let (code, stdout, stderr) = env.redline(&["doctor"], "").await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("ok   API key: present (from $ANTHROPIC_API_KEY)"), "{stdout}");
+    assert!(stdout.contains(&format!("ok   model reachable: {}/v1/models answered", mock.base_url())), "{stdout}");
+    assert!(stdout.contains("ok   store: "), "{stdout}");
+    assert!(!stdout.contains("sk-ant-test-secret") && !stderr.contains("sk-ant-test-secret"));
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_redline"))
+        .arg("doctor")
+        .env_clear()
+        .env("REDLINE_DATA_DIR", env.data.path())
+        .env("REDLINE_CONFIG_DIR", env.config.path())
+        .env("ANTHROPIC_BASE_URL", mock.base_url())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout.contains("FAIL API key: missing: set ANTHROPIC_API_KEY"), "{stdout}");
+    assert!(stdout.contains("FAIL model reachable: not checked: no API key"), "{stdout}");
+}
