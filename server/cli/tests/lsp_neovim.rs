@@ -52,7 +52,10 @@ async fn neovim_asks_reviews_and_saves_through_redline_lsp() {
     .unwrap();
     let child = tokio::process::Command::new("nvim")
         .args(["--headless", "--clean", "-u", "NONE", "-c"])
-        .arg(format!("luafile {}", repo_root().join("tests/lsp/neovim/review.lua").display()))
+        .arg(format!(
+            "luafile {}",
+            repo_root().join("tests/lsp/neovim/review.lua").display()
+        ))
         .current_dir(work.path())
         .env("HOME", data.path())
         .env("XDG_STATE_HOME", data.path())
@@ -74,11 +77,18 @@ async fn neovim_asks_reviews_and_saves_through_redline_lsp() {
         .expect("neovim did not finish within 90 s")
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "neovim script failed ({}): {stderr}", output.status);
+    assert!(
+        output.status.success(),
+        "neovim script failed ({}): {stderr}",
+        output.status
+    );
     // Belt and braces: the files on disk as the script left them.
     let saved = std::fs::read_to_string(work.path().join("lib.rs")).unwrap();
     assert_eq!(saved, lib.replace("fn f3() {}\n", "fn f3() { three() }\n"));
     let todo = std::fs::read_to_string(work.path().join("todo.rs")).unwrap();
-    assert_eq!(todo, "fn keep() {}\nfn greet() -> &'static str {\n    \"HI\"\n}\n");
+    assert_eq!(
+        todo,
+        "fn keep() {}\nfn greet() -> &'static str {\n    \"HI\"\n}\n"
+    );
     assert!(mock.exhausted_requests().is_empty());
 }

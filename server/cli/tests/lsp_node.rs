@@ -21,12 +21,17 @@ fn node_dir() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_annotation_client_gets_one_annotated_edit_and_may_decline_it() {
     let node_dir = node_dir();
-    if !node_dir.join("node_modules/vscode-languageserver-protocol").exists() {
+    if !node_dir
+        .join("node_modules/vscode-languageserver-protocol")
+        .exists()
+    {
         let status = std::process::Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])
             .current_dir(&node_dir)
             .status()
-            .expect("cannot run npm: install Debian's `nodejs` and `npm` packages (scripts/test does)");
+            .expect(
+                "cannot run npm: install Debian's `nodejs` and `npm` packages (scripts/test does)",
+            );
         assert!(status.success(), "npm ci failed in {}", node_dir.display());
     }
     let a_rs: String = (1..=20).map(|i| format!("fn f{i}() {{}}\n")).collect();
@@ -67,8 +72,15 @@ async fn a_change_annotation_client_gets_one_annotated_edit_and_may_decline_it()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "node client failed ({}):\n{stdout}\n{stderr}", output.status);
+    assert!(
+        output.status.success(),
+        "node client failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
     assert_eq!(stdout.trim(), "ok");
-    assert_eq!(std::fs::read_to_string(work.path().join("a.rs")).unwrap(), a_rs);
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("a.rs")).unwrap(),
+        a_rs
+    );
     assert!(!work.path().join("new.txt").exists());
 }

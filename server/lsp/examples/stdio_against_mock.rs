@@ -21,10 +21,16 @@ async fn main() -> anyhow::Result<()> {
     let base_url = std::env::var("ANTHROPIC_BASE_URL").context("set ANTHROPIC_BASE_URL")?;
     let data = PathBuf::from(std::env::var("REDLINE_DATA_DIR").context("set REDLINE_DATA_DIR")?);
     std::fs::create_dir_all(&data)?;
-    let mut config = Config::default();
-    config.anthropic_base_url = base_url.clone();
-    config.sandbox = "none".into();
-    let model = AnthropicClient::new(AnthropicConfig { base_url, api_key: "mock".into(), ..AnthropicConfig::default() })?;
+    let config = Config {
+        anthropic_base_url: base_url.clone(),
+        sandbox: "none".into(),
+        ..Config::default()
+    };
+    let model = AnthropicClient::new(AnthropicConfig {
+        base_url,
+        api_key: "mock".into(),
+        ..AnthropicConfig::default()
+    })?;
     let engine = Engine::new(EngineOptions {
         config,
         store: Store::open(&data.join("redline.db"))?,

@@ -28,6 +28,13 @@ use tower_lsp_server::ls_types::{
 
 use crate::from_proto;
 
+/// Documents larger than this are kept without a syntax tree: tree-sitter
+/// reparses on every keystroke inside the ordered sync path, and on
+/// multi-megabyte files error recovery can take seconds, stalling every
+/// message behind it. Such files lose instruction comments and enclosing
+/// symbols, nothing else.
+pub const SYNTAX_LIMIT_BYTES: usize = 2 * 1024 * 1024;
+
 /// One open document.
 pub struct OpenDocument {
     pub document: Document,
@@ -63,7 +70,9 @@ impl Documents {
     pub fn lock(&self) -> MutexGuard<'_, DocumentsInner> {
         // A panic while holding the lock cannot leave a half-applied edit:
         // `Document` changes nothing on error. Keep serving.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn encoding(&self) -> PositionEncoding {
@@ -77,13 +86,18 @@ impl Documents {
     /// The version and full text of an open document.
     pub fn text(&self, uri: &Uri) -> Option<(i32, String)> {
         let inner = self.lock();
-        inner.open.get(uri).map(|open| (open.document.version(), open.document.text()))
+        inner
+            .open
+            .get(uri)
+            .map(|open| (open.document.version(), open.document.text()))
     }
 
     /// Applies a text-sync notification, if `request` is one. Called in the
     /// transport's read loop (see the module docs).
     pub fn sync(&self, request: &Request) {
-        let Some(params) = request.params() else { return };
+        let Some(params) = request.params() else {
+            return;
+        };
         match request.method() {
             "textDocument/didOpen" => match DidOpenTextDocumentParams::deserialize(params) {
                 Ok(params) => self.open(params),
@@ -122,8 +136,18 @@ impl Documents {
         {
             language = Language::from_path(&path.to_string_lossy());
         }
+        if item.text.len() > SYNTAX_LIMIT_BYTES {
+            language = Language::PlainText;
+        }
         let document = Document::new(&item.text, language, item.version);
-        self.lock().open.insert(item.uri, OpenDocument { document, path, out_of_sync: None });
+        self.lock().open.insert(
+            item.uri,
+            OpenDocument {
+                document,
+                path,
+                out_of_sync: None,
+            },
+        );
     }
 
     pub fn change(&self, params: &DidChangeTextDocumentParams) {
@@ -133,7 +157,10 @@ impl Documents {
         let encoding = inner.encoding;
         let Some(open) = inner.open.get_mut(uri) else {
             drop(inner);
-            self.problem(format!("ignored a change to {}, which is not open", uri.as_str()));
+            self.problem(format!(
+                "ignored a change to {}, which is not open",
+                uri.as_str()
+            ));
             return;
         };
         let current = open.document.version();
@@ -153,7 +180,10 @@ impl Documents {
                 // A full-text change resynchronises the document.
                 open.out_of_sync = None;
             }
-            if let Err(e) = open.document.apply_change(range, &change.text, encoding, version) {
+            if let Err(e) = open
+                .document
+                .apply_change(range, &change.text, encoding, version)
+            {
                 let message = format!("cannot apply a change to {}: {e}", uri.as_str());
                 open.out_of_sync = Some(message.clone());
                 drop(inner);

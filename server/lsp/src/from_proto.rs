@@ -23,21 +23,28 @@ pub fn range(range: tower_lsp_server::ls_types::Range) -> document::Range {
 /// The file behind a `file:` URI.
 pub fn file_path(uri: &Uri) -> Result<PathBuf> {
     if !uri.scheme().as_str().eq_ignore_ascii_case("file") {
-        return Err(Error::NotAFile { uri: uri.as_str().to_owned() });
+        return Err(Error::NotAFile {
+            uri: uri.as_str().to_owned(),
+        });
     }
     uri.to_file_path()
         .map(|path| path.into_owned())
-        .ok_or_else(|| Error::NotAFile { uri: uri.as_str().to_owned() })
+        .ok_or_else(|| Error::NotAFile {
+            uri: uri.as_str().to_owned(),
+        })
 }
 
 /// The position encoding to use: the client's first choice among those we
 /// support (all three), UTF-16 when it offers none (LSP's default).
 pub fn position_encoding(capabilities: &ClientCapabilities) -> PositionEncoding {
-    let offered = capabilities.general.as_ref().and_then(|general| general.position_encodings.as_ref());
+    let offered = capabilities
+        .general
+        .as_ref()
+        .and_then(|general| general.position_encodings.as_ref());
     offered
         .into_iter()
         .flatten()
-        .find_map(|kind| encoding_of(kind))
+        .find_map(encoding_of)
         .unwrap_or(PositionEncoding::Utf16)
 }
 
@@ -70,18 +77,28 @@ pub fn client_features(params: &InitializeParams) -> ClientFeatures {
     let capabilities = &params.capabilities;
     let workspace = capabilities.workspace.as_ref();
     let edit = workspace.and_then(|w| w.workspace_edit.as_ref());
-    let operations = edit.and_then(|e| e.resource_operations.clone()).unwrap_or_default();
+    let operations = edit
+        .and_then(|e| e.resource_operations.clone())
+        .unwrap_or_default();
     // Neovim (0.7 to 0.11) applies `documentChanges` and advertises
     // `resourceOperations` without `documentChanges: true`; resource
     // operations only exist inside `documentChanges`, so either says yes.
-    let document_changes = edit.and_then(|e| e.document_changes).unwrap_or(false) || !operations.is_empty();
+    let document_changes =
+        edit.and_then(|e| e.document_changes).unwrap_or(false) || !operations.is_empty();
     ClientFeatures {
-        change_annotations: document_changes && edit.and_then(|e| e.change_annotation_support.as_ref()).is_some(),
+        change_annotations: document_changes
+            && edit
+                .and_then(|e| e.change_annotation_support.as_ref())
+                .is_some(),
         document_changes,
         create_files: document_changes && operations.contains(&ResourceOperationKind::Create),
         rename_files: document_changes && operations.contains(&ResourceOperationKind::Rename),
         delete_files: document_changes && operations.contains(&ResourceOperationKind::Delete),
-        work_done_progress: capabilities.window.as_ref().and_then(|w| w.work_done_progress).unwrap_or(false),
+        work_done_progress: capabilities
+            .window
+            .as_ref()
+            .and_then(|w| w.work_done_progress)
+            .unwrap_or(false),
         code_lens_refresh: workspace
             .and_then(|w| w.code_lens.as_ref())
             .and_then(|c| c.refresh_support)
@@ -90,7 +107,11 @@ pub fn client_features(params: &InitializeParams) -> ClientFeatures {
             .and_then(|w| w.did_change_watched_files.as_ref())
             .and_then(|c| c.dynamic_registration)
             .unwrap_or(false),
-        show_message_actions: capabilities.window.as_ref().and_then(|w| w.show_message.as_ref()).is_some()
+        show_message_actions: capabilities
+            .window
+            .as_ref()
+            .and_then(|w| w.show_message.as_ref())
+            .is_some()
             || capabilities.window.is_none(),
     }
 }
@@ -115,8 +136,14 @@ pub fn workspace_roots(params: &InitializeParams) -> Vec<PathBuf> {
 
 /// The single object argument of a `redline.*` command.
 pub fn command_argument<T: DeserializeOwned>(command: &str, arguments: Vec<Value>) -> Result<T> {
-    let bad = |message: String| Error::BadArguments { command: command.to_owned(), message };
-    let first = arguments.into_iter().next().ok_or_else(|| bad("expected one object argument, got none".into()))?;
+    let bad = |message: String| Error::BadArguments {
+        command: command.to_owned(),
+        message,
+    };
+    let first = arguments
+        .into_iter()
+        .next()
+        .ok_or_else(|| bad("expected one object argument, got none".into()))?;
     serde_json::from_value(first).map_err(|e| bad(e.to_string()))
 }
 
@@ -129,12 +156,16 @@ mod tests {
         let check = |offered: Option<Vec<&str>>, expect: PositionEncoding| {
             let mut capabilities = ClientCapabilities::default();
             if let Some(offered) = offered {
-                capabilities.general = Some(tower_lsp_server::ls_types::GeneralClientCapabilities {
-                    position_encodings: Some(
-                        offered.into_iter().map(|s| PositionEncodingKind::from(s.to_owned())).collect(),
-                    ),
-                    ..Default::default()
-                });
+                capabilities.general =
+                    Some(tower_lsp_server::ls_types::GeneralClientCapabilities {
+                        position_encodings: Some(
+                            offered
+                                .into_iter()
+                                .map(|s| PositionEncodingKind::from(s.to_owned()))
+                                .collect(),
+                        ),
+                        ..Default::default()
+                    });
             }
             assert_eq!(position_encoding(&capabilities), expect);
         };
@@ -149,7 +180,13 @@ mod tests {
     fn only_file_uris_are_files() {
         let check = |uri: &str, expect: Option<&str>| {
             let uri: Uri = uri.parse().unwrap();
-            assert_eq!(file_path(&uri).ok().map(|p| p.display().to_string()).as_deref(), expect);
+            assert_eq!(
+                file_path(&uri)
+                    .ok()
+                    .map(|p| p.display().to_string())
+                    .as_deref(),
+                expect
+            );
         };
         check("file:///tmp/a%20b.rs", Some("/tmp/a b.rs"));
         check("untitled:Untitled-1", None);

@@ -29,7 +29,9 @@ pub fn parse(comment: &str) -> Option<String> {
             break;
         }
     }
-    let body = body.trim_start_matches(['/', '#', '-', ';', '!', '*', '%']).trim();
+    let body = body
+        .trim_start_matches(['/', '#', '-', ';', '!', '*', '%'])
+        .trim();
     let (prefix, rest) = body.split_at_checked("redline:".len())?;
     if !prefix.eq_ignore_ascii_case("redline:") {
         return None;
@@ -48,7 +50,9 @@ pub fn parse(comment: &str) -> Option<String> {
 /// Walks only the part of the tree that overlaps, so it costs the same on
 /// a 20,000-line file as on a small one.
 pub fn find(document: &Document, bytes: Range<usize>) -> Vec<InstructionComment> {
-    let Some(tree) = document.syntax_tree() else { return Vec::new() };
+    let Some(tree) = document.syntax_tree() else {
+        return Vec::new();
+    };
     let mut nodes = Vec::new();
     collect(tree.root_node(), &bytes, &mut nodes);
     nodes
@@ -58,8 +62,15 @@ pub fn find(document: &Document, bytes: Range<usize>) -> Vec<InstructionComment>
             let end = node.end_byte();
             let text = document.rope().get_byte_slice(start..end)?.to_string();
             let instruction = parse(&text)?;
-            let line = document.byte_to_position(start, Default::default()).ok()?.line;
-            Some(InstructionComment { line, text, instruction })
+            let line = document
+                .byte_to_position(start, Default::default())
+                .ok()?
+                .line;
+            Some(InstructionComment {
+                line,
+                text,
+                instruction,
+            })
         })
         .collect()
 }
@@ -89,12 +100,20 @@ mod tests {
 
     #[test]
     fn instruction_comments_in_any_syntax() {
-        let check = |comment: &str, expect: Option<&str>| assert_eq!(parse(comment).as_deref(), expect, "{comment}");
+        let check = |comment: &str, expect: Option<&str>| {
+            assert_eq!(parse(comment).as_deref(), expect, "{comment}")
+        };
         check("// redline: make this async", Some("make this async"));
         check("/// Redline: document me", Some("document me"));
         check("# REDLINE: use pathlib", Some("use pathlib"));
-        check("/* redline: split\n * into two functions */", Some("split into two functions"));
-        check("<!-- redline: shorten this section -->", Some("shorten this section"));
+        check(
+            "/* redline: split\n * into two functions */",
+            Some("split into two functions"),
+        );
+        check(
+            "<!-- redline: shorten this section -->",
+            Some("shorten this section"),
+        );
         check("-- redline: add an index", Some("add an index"));
         check("// redline:", None);
         check("// todo: redline: later", None);
@@ -107,7 +126,10 @@ mod tests {
         let document = Document::new(text, Language::Rust, 1);
         let all = find(&document, 0..text.len());
         assert_eq!(all.len(), 1);
-        assert_eq!((all[0].line, all[0].instruction.as_str()), (1, "make b async"));
+        assert_eq!(
+            (all[0].line, all[0].instruction.as_str()),
+            (1, "make b async")
+        );
         assert!(find(&document, 0..5).is_empty());
         let python = Document::new("x = 1\n# redline: rename x\n", Language::Python, 1);
         assert_eq!(find(&python, 6..20)[0].instruction, "rename x");

@@ -55,7 +55,9 @@ pub enum Error {
     UnknownTask { task: String },
     #[error("task {task} has no hunk {hunk}")]
     UnknownHunk { task: String, hunk: String },
-    #[error("cannot apply hunk {hunk} of {path}: the file changed since the proposal was made and the change no longer fits")]
+    #[error(
+        "cannot apply hunk {hunk} of {path}: the file changed since the proposal was made and the change no longer fits"
+    )]
     StaleHunk { hunk: String, path: String },
     #[error("the editor cannot {what} through LSP; run `redline review` in a terminal instead")]
     ClientCannot { what: String },
@@ -85,7 +87,9 @@ where
     O: AsyncWrite,
 {
     let (service, socket, state) = server::build(engine);
-    tower_lsp_server::Server::new(input, output, socket).serve(service).await;
+    tower_lsp_server::Server::new(input, output, socket)
+        .serve(service)
+        .await;
     // The client exited or went away: tasks it started have nobody to
     // review them. Cancel them; nothing was applied (the editor applies).
     let state = state.lock().unwrap_or_else(|p| p.into_inner()).take();

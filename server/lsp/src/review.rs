@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use redline_core::apply::reanchor;
 use redline_core::diff::split_lines;
 use redline_core::document::{Document, DocumentError, PositionEncoding};
-use redline_core::proposal::{ChangeKind, FileChange, FileContent, Hunk, HunkId, HunkKind, HunkStatus, Proposal};
+use redline_core::proposal::{
+    ChangeKind, FileChange, FileContent, Hunk, HunkId, HunkKind, HunkStatus, Proposal,
+};
 use redline_core::syntax::Language;
 use redline_protocol::TaskId;
 
@@ -33,7 +35,10 @@ impl Current {
             .ok()
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .map(|text| Document::new(&text, Language::PlainText, 0));
-        Current { version: None, document }
+        Current {
+            version: None,
+            document,
+        }
     }
 }
 
@@ -91,13 +96,18 @@ pub fn place(
         .copied()
         .filter(|h| h.kind == HunkKind::Text && change.kind != ChangeKind::Delete)
         .collect();
-    for hunk in hunks.iter().filter(|h| !text_hunks.iter().any(|t| t.id == h.id)) {
+    for hunk in hunks
+        .iter()
+        .filter(|h| !text_hunks.iter().any(|t| t.id == h.id))
+    {
         placed.insert(hunk.id.clone(), top_of_file());
     }
     if text_hunks.is_empty() {
         return placed;
     }
-    let Some(FileContent::Text(old)) = &change.old else { return placed };
+    let Some(FileContent::Text(old)) = &change.old else {
+        return placed;
+    };
     let text = document.text();
     let (moved, _stale) = reanchor(old, &text, &text_hunks);
     let mut line_starts = Vec::with_capacity(text.len() / 40 + 2);
@@ -108,7 +118,9 @@ pub fn place(
         line_starts.push(offset);
     }
     for hunk in moved {
-        let Some(&start) = line_starts.get(hunk.old_start as usize) else { continue };
+        let Some(&start) = line_starts.get(hunk.old_start as usize) else {
+            continue;
+        };
         let end = start + hunk.old_text.len();
         if let Ok(placement) = placement(document, start..end, encoding) {
             placed.insert(hunk.id.clone(), placement);
@@ -119,10 +131,19 @@ pub fn place(
 
 fn top_of_file() -> Placement {
     let zero = redline_core::document::Position::new(0, 0);
-    Placement { bytes: 0..0, start: zero, end: zero, display_end: zero }
+    Placement {
+        bytes: 0..0,
+        start: zero,
+        end: zero,
+        display_end: zero,
+    }
 }
 
-fn placement(document: &Document, bytes: Range<usize>, encoding: PositionEncoding) -> Result<Placement, DocumentError> {
+fn placement(
+    document: &Document,
+    bytes: Range<usize>,
+    encoding: PositionEncoding,
+) -> Result<Placement, DocumentError> {
     let start = document.byte_to_position(bytes.start, encoding)?;
     let end = document.byte_to_position(bytes.end, encoding)?;
     let mut trimmed = bytes.end;
@@ -134,22 +155,40 @@ fn placement(document: &Document, bytes: Range<usize>, encoding: PositionEncodin
         }
     }
     let display_end = document.byte_to_position(trimmed, encoding)?;
-    Ok(Placement { bytes, start, end, display_end })
+    Ok(Placement {
+        bytes,
+        start,
+        end,
+        display_end,
+    })
 }
 
 /// After the editor applied an annotated edit of the whole proposal (the
 /// user may have unticked hunks in the preview), decides from the file's
 /// contents whether `hunk` landed.
-pub fn reconcile(change: &FileChange, hunk: &Hunk, current: &Current, renamed: &Current) -> HunkStatus {
+pub fn reconcile(
+    change: &FileChange,
+    hunk: &Hunk,
+    current: &Current,
+    renamed: &Current,
+) -> HunkStatus {
     let exists = |c: &Current| c.document.is_some();
     match (&change.kind, hunk.kind) {
         (ChangeKind::Create, _) => status(exists(renamed)),
         (ChangeKind::Delete, _) => status(!exists(current)),
-        (ChangeKind::Rename { .. }, HunkKind::Rename) => status(exists(renamed) && !exists(current)),
+        (ChangeKind::Rename { .. }, HunkKind::Rename) => {
+            status(exists(renamed) && !exists(current))
+        }
         (_, HunkKind::Text) => {
             // Text hunks of a rename are edits on the new name once it moved.
-            let target = if exists(renamed) && matches!(change.kind, ChangeKind::Rename { .. }) { renamed } else { current };
-            let Some(document) = &target.document else { return HunkStatus::Stale };
+            let target = if exists(renamed) && matches!(change.kind, ChangeKind::Rename { .. }) {
+                renamed
+            } else {
+                current
+            };
+            let Some(document) = &target.document else {
+                return HunkStatus::Stale;
+            };
             let text = document.text();
             let new_side = Hunk {
                 old_start: hunk.new_start,
@@ -174,7 +213,11 @@ pub fn reconcile(change: &FileChange, hunk: &Hunk, current: &Current, renamed: &
 }
 
 fn status(accepted: bool) -> HunkStatus {
-    if accepted { HunkStatus::Accepted } else { HunkStatus::Rejected }
+    if accepted {
+        HunkStatus::Accepted
+    } else {
+        HunkStatus::Rejected
+    }
 }
 
 /// A proposal this session is reviewing.
@@ -210,7 +253,10 @@ impl Review {
         for (id, task) in &self.tasks {
             for change in &task.proposal.changes {
                 if change.hunks.iter().any(|h| h.status == HunkStatus::Pending) {
-                    files.entry(review_path(&task.proposal, change)).or_default().push((id.clone(), change.clone()));
+                    files
+                        .entry(review_path(&task.proposal, change))
+                        .or_default()
+                        .push((id.clone(), change.clone()));
                 }
             }
         }
@@ -244,8 +290,8 @@ impl Review {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use redline_core::proposal::{ProposalId, StagedFile};
     use redline_core::path::RelPath;
+    use redline_core::proposal::{ProposalId, StagedFile};
 
     fn proposal(old: &str, new: &str) -> Proposal {
         Proposal::build(
@@ -265,7 +311,10 @@ mod tests {
     }
 
     fn current(text: &str) -> Current {
-        Current { version: Some(1), document: Some(Document::new(text, Language::PlainText, 1)) }
+        Current {
+            version: Some(1),
+            document: Some(Document::new(text, Language::PlainText, 1)),
+        }
     }
 
     /// Places every hunk of a one-file proposal in `now`; `lines` per hunk.
@@ -285,13 +334,25 @@ mod tests {
     #[test]
     fn hunks_follow_the_text_or_are_withdrawn() {
         let old: String = (0..20).map(|i| format!("line {i}\n")).collect();
-        let new = old.replace("line 3\n", "LINE 3\n").replace("line 15\n", "LINE 15\n");
+        let new = old
+            .replace("line 3\n", "LINE 3\n")
+            .replace("line 15\n", "LINE 15\n");
         // Unchanged text: in place.
         check(&old, &new, &old, &[Some((3, 4)), Some((15, 16))]);
         // Two lines inserted above: both move down.
-        check(&old, &new, &format!("x\ny\n{old}"), &[Some((5, 6)), Some((17, 18))]);
+        check(
+            &old,
+            &new,
+            &format!("x\ny\n{old}"),
+            &[Some((5, 6)), Some((17, 18))],
+        );
         // The first hunk's line edited: it is withdrawn, the other stays.
-        check(&old, &new, &old.replace("line 3\n", "line three\n"), &[None, Some((15, 16))]);
+        check(
+            &old,
+            &new,
+            &old.replace("line 3\n", "line three\n"),
+            &[None, Some((15, 16))],
+        );
         // A file without a final newline.
         check("a\nb\nc", "a\nb\nC", "a\nb\nc", &[Some((2, 2))]);
     }
@@ -299,11 +360,17 @@ mod tests {
     #[test]
     fn reconcile_tells_accepted_from_rejected() {
         let old: String = (0..20).map(|i| format!("line {i}\n")).collect();
-        let new = old.replace("line 3\n", "LINE 3\n").replace("line 15\n", "LINE 15\n");
+        let new = old
+            .replace("line 3\n", "LINE 3\n")
+            .replace("line 15\n", "LINE 15\n");
         let proposal = proposal(&old, &new);
         let change = &proposal.changes[0];
         let now = current(&old.replace("line 3\n", "LINE 3\n"));
-        let got: Vec<HunkStatus> = change.hunks.iter().map(|h| reconcile(change, h, &now, &now)).collect();
+        let got: Vec<HunkStatus> = change
+            .hunks
+            .iter()
+            .map(|h| reconcile(change, h, &now, &now))
+            .collect();
         assert_eq!(got, [HunkStatus::Accepted, HunkStatus::Rejected]);
     }
 }

@@ -8,19 +8,21 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use redline_agent::engine::Engine;
-use redline_core::proposal::{ChangeKind, FileContent, Hunk, HunkId, HunkKind, HunkStatus, Proposal};
+use redline_core::proposal::{
+    ChangeKind, FileContent, Hunk, HunkId, HunkKind, HunkStatus, Proposal,
+};
 use redline_protocol::{TaskEvent, TaskId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tower_lsp_server::jsonrpc;
 use tower_lsp_server::ls_types::notification::Notification;
 use tower_lsp_server::ls_types::{
-    self as lsp, CodeActionKind, CodeActionOrCommand, CodeActionParams, CodeActionProviderCapability,
-    CodeActionResponse, CodeLens, CodeLensOptions, CodeLensParams, DidChangeTextDocumentParams,
-    DidChangeWatchedFilesParams, DidCloseTextDocumentParams, DidOpenTextDocumentParams, ExecuteCommandOptions,
-    ExecuteCommandParams, InitializeParams, InitializeResult, InitializedParams, MessageType, Registration,
-    ServerCapabilities, ServerInfo, TextDocumentSyncCapability, TextDocumentSyncKind, Uri,
-    WorkDoneProgressCancelParams,
+    self as lsp, CodeActionKind, CodeActionOrCommand, CodeActionParams,
+    CodeActionProviderCapability, CodeActionResponse, CodeLens, CodeLensOptions, CodeLensParams,
+    DidChangeTextDocumentParams, DidChangeWatchedFilesParams, DidCloseTextDocumentParams,
+    DidOpenTextDocumentParams, ExecuteCommandOptions, ExecuteCommandParams, InitializeParams,
+    InitializeResult, InitializedParams, MessageType, Registration, ServerCapabilities, ServerInfo,
+    TextDocumentSyncCapability, TextDocumentSyncKind, Uri, WorkDoneProgressCancelParams,
 };
 use tower_lsp_server::{Client, ClientSocket, LanguageServer, LspService};
 
@@ -125,7 +127,9 @@ pub struct State {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 pub struct Backend {
@@ -133,10 +137,14 @@ pub struct Backend {
 }
 
 /// Builds the service: the LSP handlers wrapped so text sync is ordered.
-pub fn build(engine: Engine) -> (OrderedSync<LspService<Backend>>, ClientSocket, Arc<Mutex<Option<Arc<State>>>>) {
+/// The session's state, filled in when the service is built, so `serve`
+/// can cancel the session's tasks once the client is gone.
+pub type StateHandle = Arc<Mutex<Option<Arc<State>>>>;
+
+pub fn build(engine: Engine) -> (OrderedSync<LspService<Backend>>, ClientSocket, StateHandle) {
     let documents = Arc::new(Documents::default());
     let shared_documents = documents.clone();
-    let handle: Arc<Mutex<Option<Arc<State>>>> = Arc::new(Mutex::new(None));
+    let handle: StateHandle = Arc::new(Mutex::new(None));
     let handle_for_init = handle.clone();
     let (service, socket) = LspService::build(move |client| {
         let state = Arc::new(State {
@@ -202,11 +210,14 @@ struct FileArgs {
 
 impl Backend {
     async fn document_text(&self, params: DocumentParams) -> jsonrpc::Result<Value> {
-        let (version, text) = rpc(self
-            .state
-            .documents
-            .text(&params.uri)
-            .ok_or_else(|| Error::UnknownDocument { uri: params.uri.as_str().to_owned() }))?;
+        let (version, text) =
+            rpc(self
+                .state
+                .documents
+                .text(&params.uri)
+                .ok_or_else(|| Error::UnknownDocument {
+                    uri: params.uri.as_str().to_owned(),
+                }))?;
         Ok(json!({ "uri": params.uri, "version": version, "text": text }))
     }
 
@@ -215,7 +226,9 @@ impl Backend {
         let open = rpc(documents
             .open
             .get(&params.uri)
-            .ok_or_else(|| Error::UnknownDocument { uri: params.uri.as_str().to_owned() }))?;
+            .ok_or_else(|| Error::UnknownDocument {
+                uri: params.uri.as_str().to_owned(),
+            }))?;
         Ok(json!({
             "uri": params.uri,
             "version": open.document.version(),
@@ -226,7 +239,11 @@ impl Backend {
     }
 
     async fn proposal(&self, params: TaskParams) -> jsonrpc::Result<Option<Proposal>> {
-        rpc(self.state.engine.proposal(&params.task_id).map_err(Error::from))
+        rpc(self
+            .state
+            .engine
+            .proposal(&params.task_id)
+            .map_err(Error::from))
     }
 
     async fn resolve(&self, params: ResolveParams) -> jsonrpc::Result<Value> {
@@ -241,7 +258,11 @@ impl Backend {
     }
 
     async fn cancel(&self, params: TaskParams) -> jsonrpc::Result<Value> {
-        rpc(self.state.engine.cancel(&params.task_id).map_err(Error::from))?;
+        rpc(self
+            .state
+            .engine
+            .cancel(&params.task_id)
+            .map_err(Error::from))?;
         Ok(Value::Null)
     }
 
@@ -268,23 +289,39 @@ impl LanguageServer for Backend {
             session.features = from_proto::client_features(&params);
             session.roots = from_proto::workspace_roots(&params);
         }
-        let kinds = vec![CodeActionKind::QUICKFIX, CodeActionKind::REFACTOR, CodeActionKind::REFACTOR_REWRITE];
+        let kinds = vec![
+            CodeActionKind::QUICKFIX,
+            CodeActionKind::REFACTOR,
+            CodeActionKind::REFACTOR_REWRITE,
+        ];
         Ok(InitializeResult {
             capabilities: ServerCapabilities {
                 position_encoding: Some(to_proto::encoding_kind(encoding)),
-                text_document_sync: Some(TextDocumentSyncCapability::Kind(TextDocumentSyncKind::INCREMENTAL)),
-                code_action_provider: Some(CodeActionProviderCapability::Options(lsp::CodeActionOptions {
-                    code_action_kinds: Some(kinds),
-                    ..Default::default()
-                })),
-                code_lens_provider: Some(CodeLensOptions { resolve_provider: Some(false) }),
+                text_document_sync: Some(TextDocumentSyncCapability::Kind(
+                    TextDocumentSyncKind::INCREMENTAL,
+                )),
+                code_action_provider: Some(CodeActionProviderCapability::Options(
+                    lsp::CodeActionOptions {
+                        code_action_kinds: Some(kinds),
+                        ..Default::default()
+                    },
+                )),
+                code_lens_provider: Some(CodeLensOptions {
+                    resolve_provider: Some(false),
+                }),
                 execute_command_provider: Some(ExecuteCommandOptions {
-                    commands: methods::ALL_COMMANDS.iter().map(|c| (*c).to_owned()).collect(),
+                    commands: methods::ALL_COMMANDS
+                        .iter()
+                        .map(|c| (*c).to_owned())
+                        .collect(),
                     ..Default::default()
                 }),
                 ..ServerCapabilities::default()
             },
-            server_info: Some(ServerInfo { name: "redline".into(), version: Some(env!("CARGO_PKG_VERSION").into()) }),
+            server_info: Some(ServerInfo {
+                name: "redline".into(),
+                version: Some(env!("CARGO_PKG_VERSION").into()),
+            }),
             offset_encoding: None,
         })
     }
@@ -299,8 +336,14 @@ impl LanguageServer for Backend {
                 documents.problem_signal.notified().await;
                 let Some(state) = weak.upgrade() else { break };
                 for problem in state.documents.take_problems() {
-                    state.client.log_message(MessageType::WARNING, &problem).await;
-                    state.client.show_message(MessageType::WARNING, format!("Redline: {problem}")).await;
+                    state
+                        .client
+                        .log_message(MessageType::WARNING, &problem)
+                        .await;
+                    state
+                        .client
+                        .show_message(MessageType::WARNING, format!("Redline: {problem}"))
+                        .await;
                 }
             }
         });
@@ -310,16 +353,26 @@ impl LanguageServer for Backend {
         }
         // The engine re-reads instruction files for every task; watching
         // them lets us say so when one changes.
-        let watchers: Vec<Value> = ["**/AGENTS.md", "**/CLAUDE.md", "**/.redline/instructions.md", "**/.redline/*.toml"]
-            .iter()
-            .map(|glob| json!({ "globPattern": glob }))
-            .collect();
+        let watchers: Vec<Value> = [
+            "**/AGENTS.md",
+            "**/CLAUDE.md",
+            "**/.redline/instructions.md",
+            "**/.redline/*.toml",
+        ]
+        .iter()
+        .map(|glob| json!({ "globPattern": glob }))
+        .collect();
         let registration = Registration {
             id: "redline-instruction-files".into(),
             method: "workspace/didChangeWatchedFiles".into(),
             register_options: Some(json!({ "watchers": watchers })),
         };
-        if let Err(e) = self.state.client.register_capability(vec![registration]).await {
+        if let Err(e) = self
+            .state
+            .client
+            .register_capability(vec![registration])
+            .await
+        {
             tracing::warn!("cannot watch instruction files: {e}");
         }
     }
@@ -344,18 +397,29 @@ impl LanguageServer for Backend {
 
     async fn did_change_watched_files(&self, params: DidChangeWatchedFilesParams) {
         for change in params.changes {
-            let message = format!("instruction file changed: {}; the next task reads the new version", change.uri.as_str());
+            let message = format!(
+                "instruction file changed: {}; the next task reads the new version",
+                change.uri.as_str()
+            );
             tracing::info!("{message}");
-            self.state.client.log_message(MessageType::INFO, message).await;
+            self.state
+                .client
+                .log_message(MessageType::INFO, message)
+                .await;
         }
     }
 
-    async fn code_action(&self, params: CodeActionParams) -> jsonrpc::Result<Option<CodeActionResponse>> {
+    async fn code_action(
+        &self,
+        params: CodeActionParams,
+    ) -> jsonrpc::Result<Option<CodeActionResponse>> {
         rpc(self.state.code_actions(params)).map(Some)
     }
 
     async fn code_lens(&self, params: CodeLensParams) -> jsonrpc::Result<Option<Vec<CodeLens>>> {
-        let Ok(path) = from_proto::file_path(&params.text_document.uri) else { return Ok(None) };
+        let Ok(path) = from_proto::file_path(&params.text_document.uri) else {
+            return Ok(None);
+        };
         let review = lock(&self.state.review);
         let lenses = review
             .placed
@@ -372,7 +436,10 @@ impl LanguageServer for Backend {
         Ok(Some(lenses))
     }
 
-    async fn execute_command(&self, params: ExecuteCommandParams) -> jsonrpc::Result<Option<Value>> {
+    async fn execute_command(
+        &self,
+        params: ExecuteCommandParams,
+    ) -> jsonrpc::Result<Option<Value>> {
         rpc(self.state.execute(params).await).map(Some)
     }
 }
@@ -429,7 +496,9 @@ impl State {
     }
 
     async fn after_sync(&self, uri: &Uri) {
-        let Ok(path) = from_proto::file_path(uri) else { return };
+        let Ok(path) = from_proto::file_path(uri) else {
+            return;
+        };
         let touches_review = {
             let review = self.review();
             !review.tasks.is_empty() && review.files().contains_key(&path)
@@ -443,7 +512,11 @@ impl State {
     pub fn current(&self, path: &Path) -> Current {
         {
             let documents = self.documents.lock();
-            if let Some(open) = documents.open.values().find(|open| open.path.as_deref() == Some(path)) {
+            if let Some(open) = documents
+                .open
+                .values()
+                .find(|open| open.path.as_deref() == Some(path))
+            {
                 return Current {
                     version: Some(open.document.version()),
                     document: Some(open.document.clone()),
@@ -466,7 +539,11 @@ impl State {
             let current = self.current(&path);
             versions.insert(path.clone(), current.version);
             for (task, change) in changes {
-                let pending: Vec<&Hunk> = change.hunks.iter().filter(|h| h.status == HunkStatus::Pending).collect();
+                let pending: Vec<&Hunk> = change
+                    .hunks
+                    .iter()
+                    .filter(|h| h.status == HunkStatus::Pending)
+                    .collect();
                 let placements = review::place(&change, &pending, &current, encoding);
                 for hunk in pending {
                     if let Some(placement) = placements.get(&hunk.id) {
@@ -489,11 +566,19 @@ impl State {
         };
         let paths: BTreeSet<PathBuf> = previous.into_iter().chain(placed.keys().cloned()).collect();
         for path in paths {
-            let Ok(uri) = to_proto::uri(&path) else { continue };
-            let diagnostics: Vec<lsp::Diagnostic> =
-                placed.get(&path).into_iter().flatten().map(to_proto::hunk_diagnostic).collect();
+            let Ok(uri) = to_proto::uri(&path) else {
+                continue;
+            };
+            let diagnostics: Vec<lsp::Diagnostic> = placed
+                .get(&path)
+                .into_iter()
+                .flatten()
+                .map(to_proto::hunk_diagnostic)
+                .collect();
             let version = versions.get(&path).copied().flatten();
-            self.client.publish_diagnostics(uri, diagnostics, version).await;
+            self.client
+                .publish_diagnostics(uri, diagnostics, version)
+                .await;
         }
         if self.features().code_lens_refresh
             && let Err(e) = self.client.code_lens_refresh().await
@@ -510,12 +595,21 @@ impl State {
         let encoding = self.documents.encoding();
         let (lines, comments, symbol) = {
             let documents = self.documents.lock();
-            let open = documents.open.get(&uri).ok_or_else(|| Error::UnknownDocument { uri: shown() })?;
+            let open = documents
+                .open
+                .get(&uri)
+                .ok_or_else(|| Error::UnknownDocument { uri: shown() })?;
             if let Some(reason) = &open.out_of_sync {
-                return Err(Error::OutOfSync { uri: shown(), reason: reason.clone() });
+                return Err(Error::OutOfSync {
+                    uri: shown(),
+                    reason: reason.clone(),
+                });
             }
             let document = &open.document;
-            let position_error = |source| Error::Position { uri: shown(), source };
+            let position_error = |source| Error::Position {
+                uri: shown(),
+                source,
+            };
             if range.start > range.end {
                 return Err(Error::Position {
                     uri: shown(),
@@ -527,13 +621,23 @@ impl State {
                     },
                 });
             }
-            let start = document.position_to_byte(range.start, encoding).map_err(position_error)?;
-            let end = document.position_to_byte(range.end, encoding).map_err(position_error)?;
+            let start = document
+                .position_to_byte(range.start, encoding)
+                .map_err(position_error)?;
+            let end = document
+                .position_to_byte(range.end, encoding)
+                .map_err(position_error)?;
             let line_start = document
-                .position_to_byte(redline_core::document::Position::new(range.start.line, 0), encoding)
+                .position_to_byte(
+                    redline_core::document::Position::new(range.start.line, 0),
+                    encoding,
+                )
                 .map_err(position_error)?;
             let line_end = document
-                .position_to_byte(redline_core::document::Position::new(range.end.line, u32::MAX), encoding)
+                .position_to_byte(
+                    redline_core::document::Position::new(range.end.line, u32::MAX),
+                    encoding,
+                )
                 .map_err(position_error)?;
             let comments = instruction::find(document, line_start..line_end);
             let symbol = document.enclosing_symbol(start..end).map(|s| s.name);
@@ -542,36 +646,81 @@ impl State {
         let only = params.context.only.clone();
         let wanted = |kind: &CodeActionKind| {
             only.as_ref().is_none_or(|only| {
-                only.iter().any(|o| kind.as_str() == o.as_str() || kind.as_str().starts_with(&format!("{}.", o.as_str())))
+                only.iter().any(|o| {
+                    kind.as_str() == o.as_str()
+                        || kind.as_str().starts_with(&format!("{}.", o.as_str()))
+                })
             })
         };
         let mut actions: Vec<CodeActionOrCommand> = Vec::new();
-        let mut push = |title: &str, kind: CodeActionKind, command: &str, argument: Value, diagnostics| {
-            if wanted(&kind) {
-                let command = to_proto::command(title, command, argument);
-                actions.push(CodeActionOrCommand::CodeAction(to_proto::code_action(title, kind, command, diagnostics)));
-            }
-        };
+        let mut push =
+            |title: &str, kind: CodeActionKind, command: &str, argument: Value, diagnostics| {
+                if wanted(&kind) {
+                    let command = to_proto::command(title, command, argument);
+                    actions.push(CodeActionOrCommand::CodeAction(to_proto::code_action(
+                        title,
+                        kind,
+                        command,
+                        diagnostics,
+                    )));
+                }
+            };
         // Review first: these are what a user with pending hunks came for.
-        let hunks: Vec<PlacedHunk> = self.review().hunks_at(&path, lines.clone()).into_iter().cloned().collect();
+        let hunks: Vec<PlacedHunk> = self
+            .review()
+            .hunks_at(&path, lines.clone())
+            .into_iter()
+            .cloned()
+            .collect();
         let mut tasks_here: Vec<TaskId> = Vec::new();
         for placed in &hunks {
             let argument = json!({ "taskId": placed.task.0, "hunkId": placed.hunk.id.0 });
             let diagnostic = Some(vec![to_proto::hunk_diagnostic(placed)]);
-            push("Accept change", CodeActionKind::QUICKFIX, methods::ACCEPT_HUNK, argument.clone(), diagnostic.clone());
-            push("Reject change", CodeActionKind::QUICKFIX, methods::REJECT_HUNK, argument, diagnostic);
+            push(
+                "Accept change",
+                CodeActionKind::QUICKFIX,
+                methods::ACCEPT_HUNK,
+                argument.clone(),
+                diagnostic.clone(),
+            );
+            push(
+                "Reject change",
+                CodeActionKind::QUICKFIX,
+                methods::REJECT_HUNK,
+                argument,
+                diagnostic,
+            );
             if !tasks_here.contains(&placed.task) {
                 tasks_here.push(placed.task.clone());
             }
         }
         for task in tasks_here {
-            push("Accept all in file", CodeActionKind::QUICKFIX, methods::ACCEPT_FILE, json!({ "taskId": task.0, "uri": uri }), None);
-            push("Reject all", CodeActionKind::QUICKFIX, methods::REJECT_ALL, json!({ "taskId": task.0 }), None);
+            push(
+                "Accept all in file",
+                CodeActionKind::QUICKFIX,
+                methods::ACCEPT_FILE,
+                json!({ "taskId": task.0, "uri": uri }),
+                None,
+            );
+            push(
+                "Reject all",
+                CodeActionKind::QUICKFIX,
+                methods::REJECT_ALL,
+                json!({ "taskId": task.0 }),
+                None,
+            );
         }
-        let base = TaskArgs { uri: Some(uri.clone()), range: Some(params.range), ..TaskArgs::default() };
+        let base = TaskArgs {
+            uri: Some(uri.clone()),
+            range: Some(params.range),
+            ..TaskArgs::default()
+        };
         let argument = |args: TaskArgs| serde_json::to_value(args).unwrap_or(Value::Null);
         for comment in comments {
-            let line_range = lsp::Range::new(lsp::Position::new(comment.line, 0), lsp::Position::new(comment.line, 0));
+            let line_range = lsp::Range::new(
+                lsp::Position::new(comment.line, 0),
+                lsp::Position::new(comment.line, 0),
+            );
             push(
                 "Redline: do what this comment says",
                 CodeActionKind::REFACTOR_REWRITE,
@@ -586,7 +735,13 @@ impl State {
                 None,
             );
         }
-        push("Redline: Ask…", CodeActionKind::REFACTOR_REWRITE, methods::ASK, argument(base.clone()), None);
+        push(
+            "Redline: Ask…",
+            CodeActionKind::REFACTOR_REWRITE,
+            methods::ASK,
+            argument(base.clone()),
+            None,
+        );
         let client_diagnostics: Vec<lsp::Diagnostic> = params
             .context
             .diagnostics
@@ -599,25 +754,60 @@ impl State {
                 "Redline: fix the diagnostics in range",
                 CodeActionKind::QUICKFIX,
                 methods::FIX_DIAGNOSTICS,
-                argument(TaskArgs { diagnostics: client_diagnostics.clone(), ..base.clone() }),
+                argument(TaskArgs {
+                    diagnostics: client_diagnostics.clone(),
+                    ..base.clone()
+                }),
                 Some(client_diagnostics),
             );
         }
-        push("Redline: explain", CodeActionKind::REFACTOR, methods::EXPLAIN, argument(base.clone()), None);
+        push(
+            "Redline: explain",
+            CodeActionKind::REFACTOR,
+            methods::EXPLAIN,
+            argument(base.clone()),
+            None,
+        );
         if let Some(symbol) = symbol {
-            let with_symbol = TaskArgs { symbol: Some(symbol.clone()), ..base.clone() };
-            push(&format!("Redline: document `{symbol}`"), CodeActionKind::REFACTOR_REWRITE, methods::DOCUMENT, argument(with_symbol.clone()), None);
-            push(&format!("Redline: add tests for `{symbol}`"), CodeActionKind::REFACTOR_REWRITE, methods::ADD_TESTS, argument(with_symbol), None);
+            let with_symbol = TaskArgs {
+                symbol: Some(symbol.clone()),
+                ..base.clone()
+            };
+            push(
+                &format!("Redline: document `{symbol}`"),
+                CodeActionKind::REFACTOR_REWRITE,
+                methods::DOCUMENT,
+                argument(with_symbol.clone()),
+                None,
+            );
+            push(
+                &format!("Redline: add tests for `{symbol}`"),
+                CodeActionKind::REFACTOR_REWRITE,
+                methods::ADD_TESTS,
+                argument(with_symbol),
+                None,
+            );
         }
-        push("Redline: simplify", CodeActionKind::REFACTOR_REWRITE, methods::SIMPLIFY, argument(base), None);
+        push(
+            "Redline: simplify",
+            CodeActionKind::REFACTOR_REWRITE,
+            methods::SIMPLIFY,
+            argument(base),
+            None,
+        );
         Ok(actions)
     }
 
     async fn execute(self: &Arc<Self>, params: ExecuteCommandParams) -> Result<Value> {
         let name = params.command.as_str();
         match name {
-            methods::ASK | methods::DO_COMMENT | methods::FIX_DIAGNOSTICS | methods::EXPLAIN | methods::DOCUMENT
-            | methods::ADD_TESTS | methods::SIMPLIFY => {
+            methods::ASK
+            | methods::DO_COMMENT
+            | methods::FIX_DIAGNOSTICS
+            | methods::EXPLAIN
+            | methods::DOCUMENT
+            | methods::ADD_TESTS
+            | methods::SIMPLIFY => {
                 let args: TaskArgs = from_proto::command_argument(name, params.arguments)?;
                 tasks::start(self, name, args)
             }
@@ -655,14 +845,17 @@ impl State {
 
     fn pending_hunks(&self, task: &TaskId, path: Option<&Path>) -> Result<Vec<HunkId>> {
         let review = self.review();
-        let entry = review.tasks.get(task).ok_or_else(|| Error::UnknownTask { task: task.0.clone() })?;
+        let entry = review.tasks.get(task).ok_or_else(|| Error::UnknownTask {
+            task: task.0.clone(),
+        })?;
         Ok(entry
             .proposal
             .changes
             .iter()
             .filter(|change| {
                 path.is_none_or(|path| {
-                    review::review_path(&entry.proposal, change) == path || review::new_path(&entry.proposal, change) == path
+                    review::review_path(&entry.proposal, change) == path
+                        || review::new_path(&entry.proposal, change) == path
                 })
             })
             .flat_map(|change| change.hunks.iter())
@@ -673,14 +866,23 @@ impl State {
 
     /// The edit that applies `ids` to the current texts, and the hunks that
     /// no longer fit anywhere.
-    pub fn edit_parts(&self, task: &TaskId, ids: &[HunkId]) -> Result<(Vec<EditPart>, Vec<HunkId>)> {
+    pub fn edit_parts(
+        &self,
+        task: &TaskId,
+        ids: &[HunkId],
+    ) -> Result<(Vec<EditPart>, Vec<HunkId>)> {
         let (proposal, prompt) = {
             let review = self.review();
-            let entry = review.tasks.get(task).ok_or_else(|| Error::UnknownTask { task: task.0.clone() })?;
+            let entry = review.tasks.get(task).ok_or_else(|| Error::UnknownTask {
+                task: task.0.clone(),
+            })?;
             (entry.proposal.clone(), entry.prompt.clone())
         };
         if let Some(unknown) = ids.iter().find(|id| proposal.hunk(id).is_none()) {
-            return Err(Error::UnknownHunk { task: task.0.clone(), hunk: unknown.0.clone() });
+            return Err(Error::UnknownHunk {
+                task: task.0.clone(),
+                hunk: unknown.0.clone(),
+            });
         }
         let features = self.features();
         let encoding = self.documents.encoding();
@@ -715,7 +917,9 @@ impl State {
                     op,
                 };
                 match (&change.kind, hunk.kind) {
-                    (_, HunkKind::Binary | HunkKind::Mode) => return Err(cannot("change binary files or file permissions")),
+                    (_, HunkKind::Binary | HunkKind::Mode) => {
+                        return Err(cannot("change binary files or file permissions"));
+                    }
                     (ChangeKind::Create, _) => {
                         if !features.create_files {
                             return Err(cannot("create files"));
@@ -723,12 +927,23 @@ impl State {
                         let Some(FileContent::Text(content)) = &change.new else {
                             return Err(cannot("create binary files"));
                         };
-                        file_ops.push(part(format!("Create {}", change.path.as_str()), EditOp::Create { uri: target_uri.clone() }));
+                        file_ops.push(part(
+                            format!("Create {}", change.path.as_str()),
+                            EditOp::Create {
+                                uri: target_uri.clone(),
+                            },
+                        ));
                         if !content.is_empty() {
                             let zero = redline_core::document::Position::new(0, 0);
                             file_ops.push(part(
                                 format!("Create {}", change.path.as_str()),
-                                EditOp::Text { uri: target_uri.clone(), version: None, start: zero, end: zero, new_text: content.clone() },
+                                EditOp::Text {
+                                    uri: target_uri.clone(),
+                                    version: None,
+                                    start: zero,
+                                    end: zero,
+                                    new_text: content.clone(),
+                                },
                             ));
                         }
                     }
@@ -736,7 +951,12 @@ impl State {
                         if !features.delete_files {
                             return Err(cannot("delete files"));
                         }
-                        file_ops.push(part(format!("Delete {}", change.path.as_str()), EditOp::Delete { uri: at_uri.clone() }));
+                        file_ops.push(part(
+                            format!("Delete {}", change.path.as_str()),
+                            EditOp::Delete {
+                                uri: at_uri.clone(),
+                            },
+                        ));
                     }
                     (ChangeKind::Rename { from }, HunkKind::Rename) => {
                         if !features.rename_files {
@@ -744,7 +964,10 @@ impl State {
                         }
                         file_ops.push(part(
                             format!("Rename {} to {}", from.as_str(), change.path.as_str()),
-                            EditOp::Rename { from: at_uri.clone(), to: target_uri.clone() },
+                            EditOp::Rename {
+                                from: at_uri.clone(),
+                                to: target_uri.clone(),
+                            },
                         ));
                     }
                     (_, HunkKind::Text) => {
@@ -792,7 +1015,10 @@ impl State {
         if parts.is_empty() {
             self.refresh_diagnostics().await;
             return match stale.first() {
-                Some(hunk) => Err(Error::StaleHunk { hunk: hunk.0.clone(), path: self.hunk_path(task, hunk) }),
+                Some(hunk) => Err(Error::StaleHunk {
+                    hunk: hunk.0.clone(),
+                    path: self.hunk_path(task, hunk),
+                }),
                 None => Ok(json!({ "accepted": [], "stale": [] })),
             };
         }
@@ -801,20 +1027,29 @@ impl State {
             .client
             .apply_edit(edit)
             .await
-            .map_err(|e| Error::Client { method: "workspace/applyEdit".into(), message: e.to_string() })?;
+            .map_err(|e| Error::Client {
+                method: "workspace/applyEdit".into(),
+                message: e.to_string(),
+            })?;
         if !response.applied {
-            return Err(Error::NotApplied { reason: response.failure_reason });
+            return Err(Error::NotApplied {
+                reason: response.failure_reason,
+            });
         }
         let mut accepted: Vec<HunkId> = parts.iter().map(|p| p.hunk.clone()).collect();
         accepted.dedup();
-        let proposal = self.engine.resolve_hunks(task, &accepted, HunkStatus::Accepted)?;
+        let proposal = self
+            .engine
+            .resolve_hunks(task, &accepted, HunkStatus::Accepted)?;
         self.proposal_changed(task, proposal).await;
         Ok(json!({ "accepted": accepted, "stale": stale }))
     }
 
     pub async fn reject(&self, task: &TaskId, ids: &[HunkId]) -> Result<Value> {
         if !self.review().tasks.contains_key(task) {
-            return Err(Error::UnknownTask { task: task.0.clone() });
+            return Err(Error::UnknownTask {
+                task: task.0.clone(),
+            });
         }
         let proposal = self.engine.resolve_hunks(task, ids, HunkStatus::Rejected)?;
         self.proposal_changed(task, proposal).await;
@@ -822,7 +1057,12 @@ impl State {
     }
 
     pub async fn proposal_changed(&self, task: &TaskId, proposal: Proposal) {
-        let prompt = self.review().tasks.get(task).map(|t| t.prompt.clone()).unwrap_or_default();
+        let prompt = self
+            .review()
+            .tasks
+            .get(task)
+            .map(|t| t.prompt.clone())
+            .unwrap_or_default();
         self.review().update(task, proposal.clone());
         self.client
             .send_notification::<ProposalUpdatedNotification>(ProposalUpdatedParams {
@@ -839,7 +1079,10 @@ impl State {
             .proposal(task)
             .ok()
             .flatten()
-            .and_then(|p| p.hunk(hunk).map(|(change, _)| change.path.as_str().to_owned()))
+            .and_then(|p| {
+                p.hunk(hunk)
+                    .map(|(change, _)| change.path.as_str().to_owned())
+            })
             .unwrap_or_default()
     }
 }

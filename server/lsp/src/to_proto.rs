@@ -10,10 +10,11 @@ use redline_core::proposal::{ChangeKind, HunkId};
 use serde_json::{Value, json};
 use tower_lsp_server::jsonrpc;
 use tower_lsp_server::ls_types::{
-    self as lsp, AnnotatedTextEdit, ChangeAnnotation, CodeAction, CodeActionKind, CodeLens, Command,
-    CreateFile, CreateFileOptions, DeleteFile, DeleteFileOptions, Diagnostic, DiagnosticSeverity,
-    DocumentChangeOperation, DocumentChanges, NumberOrString, OneOf, OptionalVersionedTextDocumentIdentifier,
-    PositionEncodingKind, RenameFile, ResourceOp, TextDocumentEdit, TextEdit, Uri, WorkspaceEdit,
+    self as lsp, AnnotatedTextEdit, ChangeAnnotation, CodeAction, CodeActionKind, CodeLens,
+    Command, CreateFile, CreateFileOptions, DeleteFile, DeleteFileOptions, Diagnostic,
+    DiagnosticSeverity, DocumentChangeOperation, DocumentChanges, NumberOrString, OneOf,
+    OptionalVersionedTextDocumentIdentifier, PositionEncodingKind, RenameFile, ResourceOp,
+    TextDocumentEdit, TextEdit, Uri, WorkspaceEdit,
 };
 
 use crate::Error;
@@ -36,7 +37,9 @@ pub fn encoding_kind(encoding: PositionEncoding) -> PositionEncodingKind {
 }
 
 pub fn uri(path: &Path) -> Result<Uri, Error> {
-    Uri::from_file_path(path).ok_or_else(|| Error::NotAFile { uri: path.display().to_string() })
+    Uri::from_file_path(path).ok_or_else(|| Error::NotAFile {
+        uri: path.display().to_string(),
+    })
 }
 
 /// The source of every diagnostic Redline publishes.
@@ -50,9 +53,16 @@ pub fn hunk_diagnostic(placed: &PlacedHunk) -> Diagnostic {
         ChangeKind::Create => format!("Redline proposes creating {}", placed.path),
         ChangeKind::Delete => format!("Redline proposes deleting {}", placed.path),
         ChangeKind::Rename { from } if hunk.kind == redline_core::proposal::HunkKind::Rename => {
-            format!("Redline proposes renaming {} to {}", from.as_str(), placed.path)
+            format!(
+                "Redline proposes renaming {} to {}",
+                from.as_str(),
+                placed.path
+            )
         }
-        _ => format!("Redline proposes: -{} +{} lines", hunk.old_lines, hunk.new_lines),
+        _ => format!(
+            "Redline proposes: -{} +{} lines",
+            hunk.old_lines, hunk.new_lines
+        ),
     };
     let mut preview = String::new();
     for line in hunk.new_text.lines().take(12) {
@@ -74,10 +84,19 @@ pub fn hunk_diagnostic(placed: &PlacedHunk) -> Diagnostic {
 }
 
 pub fn command(title: &str, command: &str, argument: Value) -> Command {
-    Command { title: title.into(), command: command.into(), arguments: Some(vec![argument]) }
+    Command {
+        title: title.into(),
+        command: command.into(),
+        arguments: Some(vec![argument]),
+    }
 }
 
-pub fn code_action(title: &str, kind: CodeActionKind, command: Command, diagnostics: Option<Vec<Diagnostic>>) -> CodeAction {
+pub fn code_action(
+    title: &str,
+    kind: CodeActionKind,
+    command: Command,
+    diagnostics: Option<Vec<Diagnostic>>,
+) -> CodeAction {
     CodeAction {
         title: title.into(),
         kind: Some(kind),
@@ -91,7 +110,11 @@ pub fn code_lens(placed: &PlacedHunk, title: &str, name: &str) -> CodeLens {
     let at = range(placed.placement.start, placed.placement.start);
     CodeLens {
         range: at,
-        command: Some(command(title, name, json!({ "taskId": placed.task.0, "hunkId": placed.hunk.id.0 }))),
+        command: Some(command(
+            title,
+            name,
+            json!({ "taskId": placed.task.0, "hunkId": placed.hunk.id.0 }),
+        )),
         data: None,
     }
 }
@@ -99,10 +122,23 @@ pub fn code_lens(placed: &PlacedHunk, title: &str, name: &str) -> CodeLens {
 /// One piece of a workspace edit, for one hunk.
 #[derive(Clone, Debug)]
 pub enum EditOp {
-    Text { uri: Uri, version: Option<i32>, start: document::Position, end: document::Position, new_text: String },
-    Create { uri: Uri },
-    Delete { uri: Uri },
-    Rename { from: Uri, to: Uri },
+    Text {
+        uri: Uri,
+        version: Option<i32>,
+        start: document::Position,
+        end: document::Position,
+        new_text: String,
+    },
+    Create {
+        uri: Uri,
+    },
+    Delete {
+        uri: Uri,
+    },
+    Rename {
+        from: Uri,
+        to: Uri,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -121,20 +157,42 @@ pub fn workspace_edit(parts: &[EditPart], annotate: bool, document_changes: bool
     if !document_changes {
         let mut changes: HashMap<Uri, Vec<TextEdit>> = HashMap::new();
         for part in parts {
-            if let EditOp::Text { uri, start, end, new_text, .. } = &part.op {
-                changes.entry(uri.clone()).or_default().push(TextEdit::new(range(*start, *end), new_text.clone()));
+            if let EditOp::Text {
+                uri,
+                start,
+                end,
+                new_text,
+                ..
+            } = &part.op
+            {
+                changes
+                    .entry(uri.clone())
+                    .or_default()
+                    .push(TextEdit::new(range(*start, *end), new_text.clone()));
             }
         }
-        return WorkspaceEdit { changes: Some(changes), ..WorkspaceEdit::default() };
+        return WorkspaceEdit {
+            changes: Some(changes),
+            ..WorkspaceEdit::default()
+        };
     }
     let annotation = |part: &EditPart| annotate.then(|| part.hunk.0.clone());
     let mut operations: Vec<DocumentChangeOperation> = Vec::new();
     for part in parts {
         match &part.op {
-            EditOp::Text { uri, version, start, end, new_text } => {
+            EditOp::Text {
+                uri,
+                version,
+                start,
+                end,
+                new_text,
+            } => {
                 let edit = TextEdit::new(range(*start, *end), new_text.clone());
                 let edit = match annotation(part) {
-                    Some(annotation_id) => OneOf::Right(AnnotatedTextEdit { text_edit: edit, annotation_id }),
+                    Some(annotation_id) => OneOf::Right(AnnotatedTextEdit {
+                        text_edit: edit,
+                        annotation_id,
+                    }),
                     None => OneOf::Left(edit),
                 };
                 // Edits of one document share one TextDocumentEdit: LSP
@@ -146,37 +204,55 @@ pub fn workspace_edit(parts: &[EditPart], annotate: bool, document_changes: bool
                     continue;
                 }
                 operations.push(DocumentChangeOperation::Edit(TextDocumentEdit {
-                    text_document: OptionalVersionedTextDocumentIdentifier { uri: uri.clone(), version: *version },
+                    text_document: OptionalVersionedTextDocumentIdentifier {
+                        uri: uri.clone(),
+                        version: *version,
+                    },
                     edits: vec![edit],
                 }));
             }
-            EditOp::Create { uri } => operations.push(DocumentChangeOperation::Op(ResourceOp::Create(CreateFile {
-                uri: uri.clone(),
-                options: Some(CreateFileOptions { overwrite: Some(false), ignore_if_exists: Some(false) }),
-                annotation_id: annotation(part),
-            }))),
-            EditOp::Delete { uri } => operations.push(DocumentChangeOperation::Op(ResourceOp::Delete(DeleteFile {
-                uri: uri.clone(),
-                options: Some(DeleteFileOptions { recursive: Some(false), ignore_if_not_exists: Some(true) }),
-                annotation_id: annotation(part),
-            }))),
-            EditOp::Rename { from, to } => operations.push(DocumentChangeOperation::Op(ResourceOp::Rename(RenameFile {
-                old_uri: from.clone(),
-                new_uri: to.clone(),
-                options: None,
-                annotation_id: annotation(part),
-            }))),
+            EditOp::Create { uri } => operations.push(DocumentChangeOperation::Op(
+                ResourceOp::Create(CreateFile {
+                    uri: uri.clone(),
+                    options: Some(CreateFileOptions {
+                        overwrite: Some(false),
+                        ignore_if_exists: Some(false),
+                    }),
+                    annotation_id: annotation(part),
+                }),
+            )),
+            EditOp::Delete { uri } => operations.push(DocumentChangeOperation::Op(
+                ResourceOp::Delete(DeleteFile {
+                    uri: uri.clone(),
+                    options: Some(DeleteFileOptions {
+                        recursive: Some(false),
+                        ignore_if_not_exists: Some(true),
+                    }),
+                    annotation_id: annotation(part),
+                }),
+            )),
+            EditOp::Rename { from, to } => operations.push(DocumentChangeOperation::Op(
+                ResourceOp::Rename(RenameFile {
+                    old_uri: from.clone(),
+                    new_uri: to.clone(),
+                    options: None,
+                    annotation_id: annotation(part),
+                }),
+            )),
         }
     }
     let change_annotations = annotate.then(|| {
         parts
             .iter()
             .map(|part| {
-                (part.hunk.0.clone(), ChangeAnnotation {
-                    label: part.label.clone(),
-                    needs_confirmation: Some(true),
-                    description: Some(part.description.clone()),
-                })
+                (
+                    part.hunk.0.clone(),
+                    ChangeAnnotation {
+                        label: part.label.clone(),
+                        needs_confirmation: Some(true),
+                        description: Some(part.description.clone()),
+                    },
+                )
             })
             .collect()
     });
@@ -199,14 +275,20 @@ pub fn jsonrpc_error(error: &Error) -> jsonrpc::Error {
         | Error::UnknownTask { .. }
         | Error::UnknownHunk { .. } => jsonrpc::ErrorCode::InvalidParams,
         // LSP's ContentModified: the text moved under the request.
-        Error::OutOfSync { .. } | Error::StaleHunk { .. } => jsonrpc::ErrorCode::ServerError(-32801),
+        Error::OutOfSync { .. } | Error::StaleHunk { .. } => {
+            jsonrpc::ErrorCode::ServerError(-32801)
+        }
         Error::ClientCannot { .. }
         | Error::NotApplied { .. }
         | Error::Client { .. }
         | Error::Read { .. }
         | Error::Engine(_) => jsonrpc::ErrorCode::InternalError,
     };
-    jsonrpc::Error { code, message: error.to_string().into(), data: None }
+    jsonrpc::Error {
+        code,
+        message: error.to_string().into(),
+        data: None,
+    }
 }
 
 #[cfg(test)]
@@ -225,10 +307,37 @@ mod tests {
             op,
         };
         let parts = vec![
-            part("h1", EditOp::Text { uri: a.clone(), version: Some(3), start: p(1), end: p(2), new_text: "x\n".into() }),
-            part("h2", EditOp::Text { uri: a.clone(), version: Some(3), start: p(9), end: p(9), new_text: "y\n".into() }),
+            part(
+                "h1",
+                EditOp::Text {
+                    uri: a.clone(),
+                    version: Some(3),
+                    start: p(1),
+                    end: p(2),
+                    new_text: "x\n".into(),
+                },
+            ),
+            part(
+                "h2",
+                EditOp::Text {
+                    uri: a.clone(),
+                    version: Some(3),
+                    start: p(9),
+                    end: p(9),
+                    new_text: "y\n".into(),
+                },
+            ),
             part("h3", EditOp::Create { uri: b.clone() }),
-            part("h3", EditOp::Text { uri: b, version: None, start: p(0), end: p(0), new_text: "new\n".into() }),
+            part(
+                "h3",
+                EditOp::Text {
+                    uri: b,
+                    version: None,
+                    start: p(0),
+                    end: p(0),
+                    new_text: "new\n".into(),
+                },
+            ),
         ];
         let edit = serde_json::to_value(workspace_edit(&parts, true, true)).unwrap();
         let changes = edit["documentChanges"].as_array().unwrap();
@@ -240,6 +349,10 @@ mod tests {
         assert_eq!(edit["changeAnnotations"]["h1"]["needsConfirmation"], true);
         let plain = serde_json::to_value(workspace_edit(&parts[..2], false, true)).unwrap();
         assert!(plain.get("changeAnnotations").is_none());
-        assert!(plain["documentChanges"][0]["edits"][0].get("annotationId").is_none());
+        assert!(
+            plain["documentChanges"][0]["edits"][0]
+                .get("annotationId")
+                .is_none()
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! A small real LSP client over in-memory pipes, and an engine against the
 //! mock model, shared by the integration tests and the benchmark.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::field_reassign_with_default)]
+// Also compiled into the benchmark, which is not a test target.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -21,7 +23,11 @@ use tokio::sync::{Notify, oneshot};
 pub fn engine(base_url: &str, data: &Path) -> Engine {
     let mut config = Config::default();
     config.anthropic_base_url = base_url.to_owned();
-    config.retry = RetryPolicy { max_attempts: 2, base_delay: Duration::from_millis(5), max_delay: Duration::from_millis(20) };
+    config.retry = RetryPolicy {
+        max_attempts: 2,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+    };
     config.request_timeout = Duration::from_secs(10);
     config.idle_timeout = Duration::from_secs(5);
     config.sandbox = "none".into();
@@ -99,7 +105,10 @@ impl TestClient {
     }
 
     async fn dispatch(&self, message: Value, answers: &Answers) {
-        let method = message.get("method").and_then(Value::as_str).map(str::to_owned);
+        let method = message
+            .get("method")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         match (message.get("id").cloned(), method) {
             (Some(id), Some(method)) => {
                 let result = match method.as_str() {
@@ -108,10 +117,13 @@ impl TestClient {
                     _ => Value::Null,
                 };
                 self.inbox.lock().unwrap().server_requests.push(message);
-                self.send(&json!({ "jsonrpc": "2.0", "id": id, "result": result })).await;
+                self.send(&json!({ "jsonrpc": "2.0", "id": id, "result": result }))
+                    .await;
             }
             (Some(id), None) => {
-                let sender = id.as_i64().and_then(|id| self.pending.lock().unwrap().remove(&id));
+                let sender = id
+                    .as_i64()
+                    .and_then(|id| self.pending.lock().unwrap().remove(&id));
                 match sender {
                     Some(sender) => {
                         let _ = sender.send(message);
@@ -141,13 +153,18 @@ impl TestClient {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = oneshot::channel();
         self.pending.lock().unwrap().insert(id, sender);
-        self.send(&json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params })).await;
+        self.send(&json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }))
+            .await;
         receiver
     }
 
     /// Sends a request and waits for its response: `Ok(result)` or
     /// `Err(error object)`.
-    pub async fn request(&self, method: &str, params: Value) -> anyhow::Result<Result<Value, Value>> {
+    pub async fn request(
+        &self,
+        method: &str,
+        params: Value,
+    ) -> anyhow::Result<Result<Value, Value>> {
         let receiver = self.request_start(method, params).await;
         let response = tokio::time::timeout(Duration::from_secs(20), receiver)
             .await
@@ -160,7 +177,8 @@ impl TestClient {
     }
 
     pub async fn notify(&self, method: &str, params: Value) {
-        self.send(&json!({ "jsonrpc": "2.0", "method": method, "params": params })).await;
+        self.send(&json!({ "jsonrpc": "2.0", "method": method, "params": params }))
+            .await;
     }
 
     pub async fn initialize(&self, capabilities: Value, root: &Path) -> Value {
@@ -175,12 +193,20 @@ impl TestClient {
     }
 
     /// Waits until a notification matching `predicate` has arrived.
-    pub async fn wait_notification(&self, predicate: impl Fn(&Value) -> bool) -> anyhow::Result<Value> {
-        self.wait(|inbox| inbox.notifications.iter().find(|n| predicate(n)).cloned()).await
+    pub async fn wait_notification(
+        &self,
+        predicate: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
+        self.wait(|inbox| inbox.notifications.iter().find(|n| predicate(n)).cloned())
+            .await
     }
 
-    pub async fn wait_server_request(&self, predicate: impl Fn(&Value) -> bool) -> anyhow::Result<Value> {
-        self.wait(|inbox| inbox.server_requests.iter().find(|n| predicate(n)).cloned()).await
+    pub async fn wait_server_request(
+        &self,
+        predicate: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
+        self.wait(|inbox| inbox.server_requests.iter().find(|n| predicate(n)).cloned())
+            .await
     }
 
     async fn wait(&self, find: impl Fn(&Inbox) -> Option<Value>) -> anyhow::Result<Value> {
@@ -220,7 +246,9 @@ pub fn uri(path: &Path) -> String {
     format!("file://{}", path.display())
 }
 
-async fn read_message<R: tokio::io::AsyncBufRead + Unpin>(input: &mut R) -> anyhow::Result<Option<Value>> {
+async fn read_message<R: tokio::io::AsyncBufRead + Unpin>(
+    input: &mut R,
+) -> anyhow::Result<Option<Value>> {
     let mut length = None;
     loop {
         let mut line = String::new();
