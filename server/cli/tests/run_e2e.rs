@@ -357,8 +357,17 @@ async fn doctor_reports_key_presence_without_printing_it() {
     let env = Env::new(&mock);
     let (code, stdout, stderr) = env.redline(&["doctor"], "").await;
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert!(stdout.contains("ok   API key: present (from $ANTHROPIC_API_KEY)"), "{stdout}");
-    assert!(stdout.contains(&format!("ok   model reachable: {}/v1/models answered", mock.base_url())), "{stdout}");
+    assert!(
+        stdout.contains("ok   API key: present (from $ANTHROPIC_API_KEY)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "ok   model reachable: {}/v1/models answered",
+            mock.base_url()
+        )),
+        "{stdout}"
+    );
     assert!(stdout.contains("ok   store: "), "{stdout}");
     assert!(!stdout.contains("sk-ant-test-secret") && !stderr.contains("sk-ant-test-secret"));
 
@@ -372,6 +381,12 @@ async fn doctor_reports_key_presence_without_printing_it() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stdout.contains("FAIL API key: missing: set ANTHROPIC_API_KEY"), "{stdout}");
-    assert!(stdout.contains("FAIL model reachable: not checked: no API key"), "{stdout}");
+    assert!(
+        stdout.contains("FAIL API key: missing: set ANTHROPIC_API_KEY"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("FAIL model reachable: not checked: no API key"),
+        "{stdout}"
+    );
 }
