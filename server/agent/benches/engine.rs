@@ -5,7 +5,7 @@
 //! measured separately and excluded from the overhead figure.
 
 // Test and bench helpers may panic on failure: a panic is the failure report.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -60,11 +60,13 @@ fn engine(
     data: &std::path::Path,
     concurrency: usize,
 ) -> (Engine, Arc<Timed>) {
-    let mut config = Config::default();
-    config.anthropic_base_url = mock.base_url();
-    config.concurrency = concurrency;
-    config.max_turns = 100;
-    config.idle_timeout = Duration::from_secs(120);
+    let config = Config {
+        anthropic_base_url: mock.base_url(),
+        concurrency,
+        max_turns: 100,
+        idle_timeout: Duration::from_secs(120),
+        ..Config::default()
+    };
     let inner = AnthropicClient::new(AnthropicConfig {
         base_url: mock.base_url(),
         api_key: "bench".into(),

@@ -35,13 +35,14 @@ fn retry_fast() -> RetryPolicy {
 }
 
 fn config_for(mock: &MockModelServer) -> Config {
-    let mut config = Config::default();
-    config.anthropic_base_url = mock.base_url();
-    config.retry = retry_fast();
-    config.request_timeout = Duration::from_secs(5);
-    config.idle_timeout = Duration::from_millis(500);
-    config.concurrency = 8;
-    config
+    Config {
+        anthropic_base_url: mock.base_url(),
+        retry: retry_fast(),
+        request_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_millis(500),
+        concurrency: 8,
+        ..Config::default()
+    }
 }
 
 fn open_engine(config: Config, data: &Path) -> Engine {
@@ -590,7 +591,7 @@ async fn tasks_and_proposals_survive_a_restart() {
     let proposal = h.engine.proposal(&id).unwrap().unwrap();
     let first_hunk = proposal.changes[0].hunks[0].id.clone();
     h.engine
-        .resolve_hunks(&id, &[first_hunk.clone()], HunkStatus::Accepted)
+        .resolve_hunks(&id, std::slice::from_ref(&first_hunk), HunkStatus::Accepted)
         .unwrap();
     let config = config_for(&h.mock);
     drop(h.engine);

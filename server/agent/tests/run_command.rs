@@ -31,10 +31,12 @@ fn tool(name: &str, input: Value) -> Turn {
 }
 
 fn engine(mock: &MockModelServer, data: &Path, policy: CommandPolicy) -> Engine {
-    let mut config = Config::default();
-    config.anthropic_base_url = mock.base_url();
-    config.command_policy = policy;
-    config.command_timeout = Duration::from_secs(30);
+    let config = Config {
+        anthropic_base_url: mock.base_url(),
+        command_policy: policy,
+        command_timeout: Duration::from_secs(30),
+        ..Config::default()
+    };
     let model = AnthropicClient::new(AnthropicConfig {
         base_url: mock.base_url(),
         api_key: "test".into(),

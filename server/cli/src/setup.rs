@@ -92,7 +92,6 @@ pub fn model_client(config: &Config) -> anyhow::Result<Arc<dyn ModelClient>> {
             retry: config.retry.clone(),
             request_timeout: config.request_timeout,
             idle_timeout: config.idle_timeout,
-            ..OpenAiConfig::default()
         })?),
     })
 }

@@ -4,8 +4,6 @@
 //!
 //! Run with `cargo bench -p redline-core --bench documents`.
 
-// Test and bench helpers may panic on failure: a panic is the failure report.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};

@@ -7,8 +7,6 @@
 //!
 //! Run with `cargo bench -p redline-core --bench proposals`.
 
-// Test and bench helpers may panic on failure: a panic is the failure report.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;

@@ -6,8 +6,6 @@
 //! - collecting changes from a 20,000-file folder after 50 files changed;
 //! - `python3 -c pass` inside vs outside.
 
-// Test and bench helpers may panic on failure: a panic is the failure report.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 use std::path::Path;
