@@ -114,31 +114,32 @@ pub(crate) async fn run(context: &TaskContext, setup: TaskSetup) -> Result<TaskS
         tool_specs.push(spec);
     }
 
-    let mut messages = vec![Message {
-        role: Role::User,
-        content: vec![ContentBlock::Text {
-            text: setup.spec.prompt.clone(),
+    let config = &context.inner.config;
+    // One request for the whole task: each turn appends to its messages
+    // instead of rebuilding prompt, tools and history.
+    let mut request = ModelRequest {
+        model: setup.model.clone(),
+        system,
+        tools: tool_specs,
+        messages: vec![Message {
+            role: Role::User,
+            content: vec![ContentBlock::Text {
+                text: setup.spec.prompt.clone(),
+            }],
         }],
-    }];
+        max_tokens: config.max_output_tokens,
+    };
     let mut run = RunState {
         plan_approved: !plan_first,
         plan: Vec::new(),
         proposal: None,
         usage: Usage::default(),
     };
-    let config = &context.inner.config;
     let cancel = context.task.cancel.clone();
     for _turn in 0..config.max_turns {
         if cancel.is_cancelled() {
             return Err(LoopError::Cancelled);
         }
-        let request = ModelRequest {
-            model: setup.model.clone(),
-            system: system.clone(),
-            tools: tool_specs.clone(),
-            messages: messages.clone(),
-            max_tokens: config.max_output_tokens,
-        };
         let sink_context = context.clone();
         let sink = move |event: StreamEvent| match event {
             StreamEvent::TextDelta(text) => sink_context.emit(TaskEventKind::MessageDelta { text }),
@@ -185,7 +186,7 @@ pub(crate) async fn run(context: &TaskContext, setup: TaskSetup) -> Result<TaskS
                 _ => None,
             })
             .collect();
-        messages.push(Message {
+        request.messages.push(Message {
             role: Role::Assistant,
             content: response.content.clone(),
         });
@@ -210,7 +211,7 @@ pub(crate) async fn run(context: &TaskContext, setup: TaskSetup) -> Result<TaskS
             StopReason::PauseTurn => continue,
             StopReason::Other(reason) => return Err(LoopError::UnknownStop(reason)),
             StopReason::MaxTokens if tool_uses.is_empty() => {
-                messages.push(Message {
+                request.messages.push(Message {
                     role: Role::User,
                     content: vec![ContentBlock::Text {
                         text: "Your reply was cut off at the output limit. Continue exactly where you stopped.".into(),
@@ -236,7 +237,7 @@ pub(crate) async fn run(context: &TaskContext, setup: TaskSetup) -> Result<TaskS
                         is_error: output.is_error,
                     });
                 }
-                messages.push(Message {
+                request.messages.push(Message {
                     role: Role::User,
                     content: results,
                 });

@@ -61,10 +61,12 @@ impl CommandRunner {
             pattern: RUN_COMMAND.into(),
         };
         let answer = context.register_approval(&request.id);
+        // The task is awaiting approval before anyone hears of the request,
+        // so a front end that answers at once sees a consistent state.
+        context.set_state(TaskState::AwaitingApproval, Some(request.summary.clone()));
         context.emit(TaskEventKind::ApprovalRequested {
             request: request.clone(),
         });
-        context.set_state(TaskState::AwaitingApproval, Some(request.summary.clone()));
         let decision = tokio::select! {
             decision = answer => decision.unwrap_or(ApprovalDecision::Deny),
             () = context.task.cancel.cancelled() => return Err(LoopError::Cancelled),

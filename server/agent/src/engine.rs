@@ -93,6 +93,9 @@ pub(crate) struct LiveTask {
     pub(crate) id: TaskId,
     pub(crate) cancel: CancellationToken,
     state: watch::Sender<TaskState>,
+    /// The task record's `detail` (router reason, usage, error, …), kept
+    /// here so updates write through without re-reading the record.
+    detail: Mutex<serde_json::Value>,
     log: Mutex<EventLog>,
     pub(crate) plan_decision: Mutex<Option<oneshot::Sender<PlanDecision>>>,
     pub(crate) approvals: Mutex<HashMap<String, oneshot::Sender<ApprovalDecision>>>,
@@ -197,6 +200,7 @@ impl Engine {
             id: id.clone(),
             cancel: CancellationToken::new(),
             state,
+            detail: Mutex::new(record.detail.clone()),
             log: Mutex::new(EventLog {
                 next_seq: 1,
                 ..EventLog::default()
@@ -348,17 +352,12 @@ impl Engine {
 
     /// Resolves a task id given in full or by a unique prefix.
     pub fn find_task(&self, prefix: &str) -> Result<TaskId> {
-        let records = self.store()?.tasks(10_000)?;
-        let matches: Vec<_> = records
-            .iter()
-            .filter(|r| r.id.starts_with(prefix))
-            .collect();
-        match matches.as_slice() {
-            [one] => Ok(TaskId(one.id.clone())),
-            [] => Err(EngineError::UnknownTask(prefix.to_owned())),
-            many => Err(EngineError::Internal(format!(
-                "task id `{prefix}` is ambiguous: {} tasks start with it",
-                many.len()
+        let mut ids = self.store()?.task_ids_with_prefix(prefix, 2)?;
+        match ids.len() {
+            1 => Ok(TaskId(ids.remove(0))),
+            0 => Err(EngineError::UnknownTask(prefix.to_owned())),
+            _ => Err(EngineError::Internal(format!(
+                "task id `{prefix}` is ambiguous: several tasks start with it"
             ))),
         }
     }
@@ -439,7 +438,8 @@ impl Engine {
             });
         }
         let mut proposal = self
-            .proposal(id)?
+            .store()?
+            .proposal_for_task(&id.0)?
             .ok_or_else(|| EngineError::NoProposal(id.0.clone()))?;
         let counts = proposal.counts();
         let report = self.inner.applier.apply(&mut proposal)?;
@@ -488,11 +488,7 @@ impl Engine {
     pub fn undo(&self, apply_id: Option<&ApplyId>) -> Result<UndoReport> {
         let (apply_id, task_id) = match apply_id {
             Some(apply_id) => {
-                let record = self
-                    .store()?
-                    .applies(10_000)?
-                    .into_iter()
-                    .find(|r| r.id == apply_id.0);
+                let record = self.store()?.apply(&apply_id.0)?;
                 (apply_id.clone(), record.map(|r| r.task_id))
             }
             None => {
@@ -565,7 +561,7 @@ impl Engine {
     /// Appends an event for a task that is not running in this process.
     fn record_offline(&self, id: &TaskId, kind: TaskEventKind) -> Result<()> {
         let store = self.store()?;
-        let seq = store.events(&id.0)?.last().map(|e| e.seq + 1).unwrap_or(1);
+        let seq = store.last_event_seq(&id.0)? + 1;
         let payload =
             serde_json::to_value(&kind).map_err(|e| EngineError::Internal(e.to_string()))?;
         store.append_event(&id.0, seq, event_name(&payload), &payload)?;
@@ -662,36 +658,28 @@ impl TaskContext {
 
     pub(crate) fn set_state(&self, state: TaskState, detail: Option<String>) {
         self.task.state.send_replace(state);
-        self.inner.with_store(|store| {
-            let mut record_detail = store
-                .task(&self.task.id.0)
-                .ok()
-                .flatten()
-                .map(|r| r.detail)
-                .unwrap_or_else(|| json!({}));
-            if let (Some(detail), Some(map)) = (&detail, record_detail.as_object_mut())
-                && state == TaskState::Failed
-            {
-                map.insert("error".into(), json!(detail));
-            }
-            if let Err(e) = store.set_task_state(&self.task.id.0, state.as_str(), &record_detail) {
-                tracing::error!("cannot persist state of {}: {e}", self.task.id);
-            }
-        });
+        if let Some(error) = detail.as_ref().filter(|_| state == TaskState::Failed)
+            && let Some(map) = lock(&self.task.detail).as_object_mut()
+        {
+            map.insert("error".into(), json!(error));
+        }
+        self.persist_record(state);
         self.emit(TaskEventKind::StateChanged { state, detail });
     }
 
     pub(crate) fn set_detail(&self, key: &str, value: serde_json::Value) {
+        if let Some(map) = lock(&self.task.detail).as_object_mut() {
+            map.insert(key.to_owned(), value);
+        }
+        self.persist_record(*self.task.state.borrow());
+    }
+
+    /// Writes the task's state and detail to the store.
+    fn persist_record(&self, state: TaskState) {
+        let detail = lock(&self.task.detail).clone();
         self.inner.with_store(|store| {
-            let Ok(Some(record)) = store.task(&self.task.id.0) else {
-                return;
-            };
-            let mut detail = record.detail;
-            if let Some(map) = detail.as_object_mut() {
-                map.insert(key.to_owned(), value);
-            }
-            if let Err(e) = store.set_task_state(&self.task.id.0, &record.state, &detail) {
-                tracing::error!("cannot persist detail of {}: {e}", self.task.id);
+            if let Err(e) = store.set_task_state(&self.task.id.0, state.as_str(), &detail) {
+                tracing::error!("cannot persist the state of {}: {e}", self.task.id);
             }
         });
     }

@@ -16,6 +16,7 @@ use redline_agent::task::{FocusSpec, TaskSpec};
 use redline_core::proposal::{HunkStatus, Proposal};
 use redline_core::store::Store;
 use redline_protocol::{PlanDecision, TaskEventKind, TaskId, TaskMode, TaskState};
+use redline_test_support::fixtures::snapshot_dir;
 use redline_test_support::{Conversation, Fault, Item, MockModelServer, Script, ToolUse, Turn};
 use serde_json::{Value, json};
 
@@ -116,33 +117,6 @@ fn project() -> tempfile::TempDir {
     dir
 }
 
-fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<_> = walk(dir)
-        .into_iter()
-        .map(|p| {
-            (
-                p.strip_prefix(dir).unwrap().display().to_string(),
-                std::fs::read(&p).unwrap(),
-            )
-        })
-        .collect();
-    files.sort();
-    files
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
 fn edit_script() -> Vec<Turn> {
     vec![
         turn(vec![
@@ -174,14 +148,14 @@ fn edit_script() -> Vec<Turn> {
 async fn scripted_task_proposes_and_touches_nothing_until_applied() {
     let h = harness(Script::single(edit_script())).await;
     let dir = project();
-    let before = snapshot(dir.path());
+    let before = snapshot_dir(dir.path());
     let id = h
         .engine
         .start_task(TaskSpec::new("tidy the project", vec![dir.path().into()]))
         .unwrap();
     assert_eq!(h.engine.wait(&id).await.unwrap(), TaskState::Proposed);
     assert_eq!(
-        snapshot(dir.path()),
+        snapshot_dir(dir.path()),
         before,
         "no byte changes before review"
     );
@@ -235,7 +209,7 @@ async fn scripted_task_proposes_and_touches_nothing_until_applied() {
     );
 
     h.engine.undo(None).unwrap();
-    assert_eq!(snapshot(dir.path()), before, "undo restores every byte");
+    assert_eq!(snapshot_dir(dir.path()), before, "undo restores every byte");
     assert!(h.mock.exhausted_requests().is_empty());
 }
 
@@ -350,7 +324,7 @@ async fn cancel_mid_stream_ends_the_task_within_100ms() {
     };
     let h = harness(Script::single(vec![slow])).await;
     let dir = project();
-    let before = snapshot(dir.path());
+    let before = snapshot_dir(dir.path());
     let id = h
         .engine
         .start_task(TaskSpec::new("talk slowly", vec![dir.path().into()]))
@@ -371,7 +345,7 @@ async fn cancel_mid_stream_ends_the_task_within_100ms() {
         elapsed < Duration::from_millis(100),
         "cancelled after {elapsed:?}"
     );
-    assert_eq!(snapshot(dir.path()), before);
+    assert_eq!(snapshot_dir(dir.path()), before);
     assert!(h.engine.proposal(&id).unwrap().is_none());
 }
 
@@ -495,7 +469,7 @@ async fn twenty_parallel_tasks_get_independent_proposals() {
     })
     .await;
     let dir = project();
-    let before = snapshot(dir.path());
+    let before = snapshot_dir(dir.path());
     let ids: Vec<TaskId> = (0..20)
         .map(|n| {
             h.engine
@@ -518,7 +492,7 @@ async fn twenty_parallel_tasks_get_independent_proposals() {
         assert!(diff.contains(&format!("out-{n:02}.txt")), "task {n}");
         assert_eq!(proposal.changes.len(), 2, "task {n}: only its own changes");
     }
-    assert_eq!(snapshot(dir.path()), before);
+    assert_eq!(snapshot_dir(dir.path()), before);
 }
 
 #[tokio::test]

@@ -2,7 +2,9 @@
 
 use std::fmt::Write as _;
 
-use redline_core::proposal::{FileChange, FileContent, Hunk, HunkKind, HunkStatus, Proposal};
+use redline_core::proposal::{
+    ChangeKind, FileChange, FileContent, Hunk, HunkKind, HunkStatus, Proposal,
+};
 use redline_protocol::TaskSummary;
 
 /// ANSI styling, off when the output is not a terminal or NO_COLOR is set.
@@ -82,16 +84,12 @@ pub fn hunk_view(change: &FileChange, hunk: &Hunk, style: Style) -> String {
     let _ = writeln!(
         out,
         "{}{}",
-        style.bold(
-            &format!("{} ({:?})", change.path, change.kind)
-                .replace("Rename { from: ", "rename from ")
-                .replace(" })", ")")
-        ),
+        style.bold(&format!("{} ({})", change.path, kind_label(&change.kind))),
         style.dim(&status)
     );
     match hunk.kind {
         HunkKind::Rename => {
-            if let redline_core::proposal::ChangeKind::Rename { from } = &change.kind {
+            if let ChangeKind::Rename { from } = &change.kind {
                 let _ = writeln!(
                     out,
                     "{}",
@@ -174,6 +172,15 @@ pub fn hunk_view(change: &FileChange, hunk: &Hunk, style: Style) -> String {
         push_line(&mut out, " ", line, |s| s.to_owned());
     }
     out
+}
+
+fn kind_label(kind: &ChangeKind) -> String {
+    match kind {
+        ChangeKind::Create => "Create".into(),
+        ChangeKind::Modify => "Modify".into(),
+        ChangeKind::Delete => "Delete".into(),
+        ChangeKind::Rename { from } => format!("rename from {from:?}"),
+    }
 }
 
 fn push_line(out: &mut String, marker: &str, line: &str, paint: impl Fn(&str) -> String) {

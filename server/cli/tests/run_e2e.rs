@@ -4,9 +4,9 @@
 // Test and bench helpers may panic on failure: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use redline_test_support::fixtures::snapshot_dir;
 use redline_test_support::{Item, MockModelServer, Script, ToolUse, Turn};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
@@ -83,25 +83,6 @@ fn project() -> tempfile::TempDir {
     dir
 }
 
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>, u32)> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(next) = stack.pop() {
-        for entry in std::fs::read_dir(next).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-                out.push((path.clone(), std::fs::read(&path).unwrap(), mode));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 fn edit_script() -> Script {
     Script::single(vec![
         turn(vec![
@@ -137,7 +118,7 @@ async fn run_review_subset_apply_and_undo_with_the_real_binary() {
     let env = Env::new(&mock);
     let dir = project();
     let folder = dir.path().to_str().unwrap();
-    let before = snapshot(dir.path());
+    let before = snapshot_dir(dir.path());
 
     let (code, stdout, stderr) = env
         .redline(&["run", "--folder", folder, "--json", "tidy up"], "")
@@ -154,7 +135,7 @@ async fn run_review_subset_apply_and_undo_with_the_real_binary() {
         "{diff}"
     );
     assert_eq!(
-        snapshot(dir.path()),
+        snapshot_dir(dir.path()),
         before,
         "the folder is byte-identical until review"
     );
@@ -195,7 +176,7 @@ async fn run_review_subset_apply_and_undo_with_the_real_binary() {
     let (code, _, stderr) = env.redline(&["undo"], "").await;
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
-        snapshot(dir.path()),
+        snapshot_dir(dir.path()),
         before,
         "undo restores every byte and mode"
     );
@@ -339,7 +320,7 @@ async fn failed_task_exits_1_and_leaves_files_untouched() {
     let mock = MockModelServer::start(script).await.unwrap();
     let env = Env::new(&mock);
     let dir = project();
-    let before = snapshot(dir.path());
+    let before = snapshot_dir(dir.path());
     let (code, _, stderr) = env
         .redline(&["run", "--folder", dir.path().to_str().unwrap(), "x"], "")
         .await;
@@ -348,7 +329,7 @@ async fn failed_task_exits_1_and_leaves_files_untouched() {
         stderr.contains("failed: model API rejected the request (400)"),
         "{stderr}"
     );
-    assert_eq!(snapshot(dir.path()), before);
+    assert_eq!(snapshot_dir(dir.path()), before);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -427,6 +427,20 @@ impl Store {
         row.map(|raw| raw.into_record(self)).transpose()
     }
 
+    /// Ids of the tasks whose id starts with `prefix`, at most `limit`.
+    pub fn task_ids_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM tasks WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id LIMIT ?2",
+            )
+            .map_err(|e| self.sql(e))?;
+        stmt.query_map(params![prefix, limit_param(limit)], |row| row.get(0))
+            .map_err(|e| self.sql(e))?
+            .collect::<rusqlite::Result<Vec<String>>>()
+            .map_err(|e| self.sql(e))
+    }
+
     /// The newest `limit` tasks, newest first.
     pub fn tasks(&self, limit: usize) -> Result<Vec<TaskRecord>> {
         let mut stmt = self
@@ -488,6 +502,19 @@ impl Store {
             }
             Err(e) => Err(self.sql(e)),
         }
+    }
+
+    /// The highest event sequence number of a task, 0 when it has none.
+    pub fn last_event_seq(&self, task_id: &str) -> Result<u64> {
+        let seq: i64 = self
+            .conn
+            .query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM task_events WHERE task_id = ?1",
+                [task_id],
+                |row| row.get(0),
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(seq as u64)
     }
 
     /// A task's events in order.
@@ -717,8 +744,18 @@ impl Store {
             &format!(
                 "SELECT {APPLY_COLUMNS} FROM applies ORDER BY at_ms DESC, rowid DESC LIMIT ?1"
             ),
-            limit_param(limit),
+            [limit_param(limit)],
         )
+    }
+
+    /// One apply by id, undone or not.
+    pub fn apply(&self, apply_id: &str) -> Result<Option<ApplyRecord>> {
+        Ok(self
+            .query_applies(
+                &format!("SELECT {APPLY_COLUMNS} FROM applies WHERE id = ?1"),
+                [apply_id],
+            )?
+            .pop())
     }
 
     /// The newest apply not yet undone: what `redline undo` reverts.
@@ -726,9 +763,9 @@ impl Store {
         Ok(self
             .query_applies(
                 &format!(
-                    "SELECT {APPLY_COLUMNS} FROM applies WHERE undone_at_ms IS NULL ORDER BY at_ms DESC, rowid DESC LIMIT ?1"
+                    "SELECT {APPLY_COLUMNS} FROM applies WHERE undone_at_ms IS NULL ORDER BY at_ms DESC, rowid DESC LIMIT 1"
                 ),
-                1,
+                [],
             )?
             .pop())
     }
@@ -756,10 +793,10 @@ impl Store {
         tx.commit().map_err(|e| self.sql(e))
     }
 
-    fn query_applies(&self, sql: &str, limit: i64) -> Result<Vec<ApplyRecord>> {
+    fn query_applies(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<ApplyRecord>> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.sql(e))?;
         let rows = stmt
-            .query_map([limit], |row| {
+            .query_map(params, |row| {
                 Ok((
                     row.get::<_, String>(0)?,
                     row.get::<_, String>(1)?,

@@ -9,6 +9,7 @@
 //! real APIs do, so pairing bugs fail tests. The script format is described
 //! in `docs/mock-model.md`.
 
+pub mod fixtures;
 pub mod script;
 mod wire;
 

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::retry::{
-    Failure, Flow, PreparedRequest, RetryPolicy, StreamDecoder, Transport, is_retryable_error_kind,
+    Failure, Flow, RetryPolicy, StreamDecoder, Transport, is_retryable_error_kind,
     status_of_error_kind,
 };
 use super::sse::SseEvent;
@@ -81,8 +81,6 @@ impl fmt::Debug for AnthropicConfig {
 /// A [`ModelClient`] for Anthropic's Messages API.
 #[derive(Debug)]
 pub struct AnthropicClient {
-    url: String,
-    headers: HeaderMap,
     transport: Transport,
 }
 
@@ -120,13 +118,10 @@ impl AnthropicClient {
             config.request_timeout,
             config.idle_timeout,
             Some(config.api_key.trim().to_owned()),
-            &url,
-        )?;
-        Ok(AnthropicClient {
             url,
             headers,
-            transport,
-        })
+        )?;
+        Ok(AnthropicClient { transport })
     }
 
     async fn send_request(
@@ -135,16 +130,13 @@ impl AnthropicClient {
         sink: StreamSink<'_>,
         cancel: &CancellationToken,
     ) -> Result<ModelResponse, ModelError> {
-        let body = serde_json::to_vec(&request_body(request)).map_err(|err| {
-            ModelError::Stream(format!("cannot encode the request for {}: {err}", self.url))
-        })?;
-        let prepared = PreparedRequest {
-            url: self.url.clone(),
-            headers: self.headers.clone(),
-            body,
-        };
         self.transport
-            .send(&prepared, AnthropicDecoder::default, sink, cancel)
+            .send_json(
+                &request_body(request),
+                AnthropicDecoder::default,
+                sink,
+                cancel,
+            )
             .await
     }
 }

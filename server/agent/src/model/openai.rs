@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::retry::{
-    Failure, Flow, PreparedRequest, RetryPolicy, StreamDecoder, Transport, is_retryable_error_kind,
+    Failure, Flow, RetryPolicy, StreamDecoder, Transport, is_retryable_error_kind,
     status_of_error_kind,
 };
 use super::sse::SseEvent;
@@ -69,8 +69,6 @@ impl fmt::Debug for OpenAiConfig {
 /// A [`ModelClient`] for OpenAI-compatible chat completions.
 #[derive(Debug)]
 pub struct OpenAiClient {
-    url: String,
-    headers: HeaderMap,
     transport: Transport,
 }
 
@@ -100,13 +98,10 @@ impl OpenAiClient {
             config.request_timeout,
             config.idle_timeout,
             api_key.map(str::to_owned),
-            &url,
-        )?;
-        Ok(OpenAiClient {
             url,
             headers,
-            transport,
-        })
+        )?;
+        Ok(OpenAiClient { transport })
     }
 
     async fn send_request(
@@ -115,16 +110,8 @@ impl OpenAiClient {
         sink: StreamSink<'_>,
         cancel: &CancellationToken,
     ) -> Result<ModelResponse, ModelError> {
-        let body = serde_json::to_vec(&request_body(request)).map_err(|err| {
-            ModelError::Stream(format!("cannot encode the request for {}: {err}", self.url))
-        })?;
-        let prepared = PreparedRequest {
-            url: self.url.clone(),
-            headers: self.headers.clone(),
-            body,
-        };
         self.transport
-            .send(&prepared, OpenAiDecoder::default, sink, cancel)
+            .send_json(&request_body(request), OpenAiDecoder::default, sink, cancel)
             .await
     }
 }

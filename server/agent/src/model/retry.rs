@@ -164,9 +164,12 @@ pub(crate) struct PreparedRequest {
     pub body: Vec<u8>,
 }
 
-/// The HTTP side of a client: connection pool, timeouts and retry policy.
+/// The HTTP side of a client: its endpoint and fixed headers, connection
+/// pool, timeouts and retry policy. Clients only build bodies and decode.
 #[derive(Clone, Debug)]
 pub(crate) struct Transport {
+    pub url: String,
+    pub headers: HeaderMap,
     pub http: reqwest::Client,
     pub retry: RetryPolicy,
     pub request_timeout: Duration,
@@ -192,22 +195,45 @@ impl Transport {
         request_timeout: Duration,
         idle_timeout: Duration,
         secret: Option<String>,
-        url_for_errors: &str,
+        url: String,
+        headers: HeaderMap,
     ) -> Result<Transport, ModelError> {
         let http = reqwest::Client::builder()
             .connect_timeout(request_timeout)
             .build()
             .map_err(|err| ModelError::Network {
-                url: url_for_errors.to_owned(),
+                url: url.clone(),
                 message: format!("cannot build the HTTP client: {err}"),
             })?;
         Ok(Transport {
+            url,
+            headers,
             http,
             retry,
             request_timeout,
             idle_timeout,
             secret,
         })
+    }
+
+    /// Encodes `body` and sends it to this transport's endpoint with its
+    /// headers; see [`Transport::send`].
+    pub async fn send_json<D: StreamDecoder>(
+        &self,
+        body: &serde_json::Value,
+        new_decoder: impl Fn() -> D,
+        sink: StreamSink<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<ModelResponse, ModelError> {
+        let body = serde_json::to_vec(body).map_err(|err| {
+            ModelError::Stream(format!("cannot encode the request for {}: {err}", self.url))
+        })?;
+        let prepared = PreparedRequest {
+            url: self.url.clone(),
+            headers: self.headers.clone(),
+            body,
+        };
+        self.send(&prepared, new_decoder, sink, cancel).await
     }
 
     /// Sends `request` until it succeeds, fails for good, runs out of

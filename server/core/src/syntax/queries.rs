@@ -61,6 +61,11 @@ const TYPESCRIPT_OUTLINE: &str = r#"
 (enum_declaration name: (identifier) @name) @enum
 (internal_module name: (_) @name) @module
 (module name: (_) @name) @module
+"#;
+
+/// Top-level bindings, the same in JavaScript and TypeScript; appended
+/// after each language's own patterns so those win.
+const SCRIPT_TOP_LEVEL_OUTLINE: &str = r#"
 (program (lexical_declaration (variable_declarator name: (identifier) @name value: [(arrow_function) (function_expression)]) @function))
 (program (export_statement (lexical_declaration (variable_declarator name: (identifier) @name value: [(arrow_function) (function_expression)]) @function)))
 (program (lexical_declaration kind: "const" (variable_declarator name: (identifier) @name) @constant))
@@ -76,13 +81,6 @@ const JAVASCRIPT_OUTLINE: &str = r#"
 (class_declaration name: (identifier) @name) @class
 (method_definition name: (_) @name) @method
 (field_definition property: (_) @name) @field
-(program (lexical_declaration (variable_declarator name: (identifier) @name value: [(arrow_function) (function_expression)]) @function))
-(program (export_statement (lexical_declaration (variable_declarator name: (identifier) @name value: [(arrow_function) (function_expression)]) @function)))
-(program (lexical_declaration kind: "const" (variable_declarator name: (identifier) @name) @constant))
-(program (export_statement (lexical_declaration kind: "const" (variable_declarator name: (identifier) @name) @constant)))
-(program (lexical_declaration (variable_declarator name: (identifier) @name) @variable))
-(program (export_statement (lexical_declaration (variable_declarator name: (identifier) @name) @variable)))
-(program (variable_declaration (variable_declarator name: (identifier) @name) @variable))
 "#;
 
 const GO_OUTLINE: &str = r#"
@@ -164,8 +162,14 @@ fn sources(language: Language) -> Option<(tree_sitter::Language, String, Option<
     let (outline, comments) = match language {
         Language::Rust => (RUST_OUTLINE.to_owned(), Some(RUST_COMMENTS)),
         Language::Python => (PYTHON_OUTLINE.to_owned(), Some(COMMENT_NODE)),
-        Language::TypeScript | Language::Tsx => (TYPESCRIPT_OUTLINE.to_owned(), Some(COMMENT_NODE)),
-        Language::JavaScript => (JAVASCRIPT_OUTLINE.to_owned(), Some(COMMENT_NODE)),
+        Language::TypeScript | Language::Tsx => (
+            format!("{TYPESCRIPT_OUTLINE}{SCRIPT_TOP_LEVEL_OUTLINE}"),
+            Some(COMMENT_NODE),
+        ),
+        Language::JavaScript => (
+            format!("{JAVASCRIPT_OUTLINE}{SCRIPT_TOP_LEVEL_OUTLINE}"),
+            Some(COMMENT_NODE),
+        ),
         Language::Go => (GO_OUTLINE.to_owned(), Some(COMMENT_NODE)),
         Language::Json => (JSON_OUTLINE.to_owned(), None),
         Language::Markdown => (MARKDOWN_OUTLINE.to_owned(), Some(MARKDOWN_COMMENTS)),
