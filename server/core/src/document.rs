@@ -22,17 +22,19 @@
 //! - Byte and char offsets (`edit_bytes`, `byte_to_position`, ...) are our
 //!   own, exact numbers: out of range or inside a character is an error.
 //!
-//! The tree is reparsed after every edit from the rope's chunks, with the old
-//! tree edited by an `InputEdit`, so a keystroke in a 10 MB file costs a
-//! small reparse rather than a copy of the text.
+//! The syntax is reparsed after every edit from the rope's chunks, with the
+//! old tree edited by an `InputEdit`. A large file is held as several trees,
+//! one per segment of top-level nodes (see [`crate::syntax::segments`]), so
+//! a keystroke in a 10 MB file reparses about 64 KiB, not the whole file.
 
 use std::fmt;
 use std::sync::OnceLock;
 
 use ropey::Rope;
 use serde::{Deserialize, Serialize};
-use tree_sitter::{InputEdit, Parser, Point, Tree};
+use tree_sitter::{InputEdit, Point, Tree};
 
+use crate::syntax::segments::{ParseText, SegmentedSyntax};
 use crate::syntax::source::{BreakCounts, LineTable, Source};
 use crate::syntax::{self, Comment, Language, LineCol, Symbol, SyntaxError};
 
@@ -134,11 +136,9 @@ pub struct Document {
     rope: Rope,
     version: i32,
     language: Language,
-    /// `None` for plain text.
-    parser: Option<Parser>,
     /// `None` for plain text (or if tree-sitter gave up, which it only does
     /// when cancelled).
-    tree: Option<Tree>,
+    syntax: Option<SegmentedSyntax>,
     /// Decides whether ropey's line index can be trusted (see `BreakCounts`).
     breaks: BreakCounts,
     /// Scanned line index for documents ropey cannot index for us; built on
@@ -152,12 +152,11 @@ impl Document {
             rope: Rope::from_str(text),
             version,
             language,
-            parser: language.parser(),
-            tree: None,
+            syntax: None,
             breaks: BreakCounts::scan(std::iter::once(text.as_bytes())),
             line_table: OnceLock::new(),
         };
-        document.reparse();
+        document.parse_from_scratch();
         document
     }
 
@@ -203,9 +202,28 @@ impl Document {
         Some(self.slice_lossy(start..end))
     }
 
-    /// The current syntax tree (`None` for plain text).
-    pub fn syntax_tree(&self) -> Option<&Tree> {
-        self.tree.as_ref()
+    /// The current syntax trees in document order, one per segment of
+    /// top-level nodes (none for plain text). Nodes carry whole-document
+    /// offsets and points.
+    pub fn syntax_trees(&self) -> impl Iterator<Item = &Tree> {
+        self.syntax.iter().flat_map(SegmentedSyntax::trees)
+    }
+
+    /// The syntax trees whose segment intersects or touches `byte_range`.
+    pub fn syntax_trees_touching(
+        &self,
+        byte_range: std::ops::Range<usize>,
+    ) -> impl Iterator<Item = &Tree> {
+        self.syntax
+            .iter()
+            .flat_map(move |syntax| syntax.trees_touching(byte_range.clone()))
+    }
+
+    /// How many trees the syntax is held in (0 for plain text).
+    pub fn syntax_segment_count(&self) -> usize {
+        self.syntax
+            .as_ref()
+            .map_or(0, SegmentedSyntax::segment_count)
     }
 
     /// Applies one LSP content change. `None` replaces the whole text. The
@@ -357,15 +375,15 @@ impl Document {
 
     /// The outline of the document (see [`syntax::outline`]).
     pub fn outline(&self) -> Vec<Symbol> {
-        match &self.tree {
-            Some(tree) => syntax::outline_tree(self.language, tree, self, None),
-            None => Vec::new(),
-        }
+        // Top-level nodes never straddle segments, so per-tree outlines
+        // concatenate with correct depths and containers.
+        self.syntax_trees()
+            .flat_map(|tree| syntax::outline_tree(self.language, tree, self, None))
+            .collect()
     }
 
     /// The innermost symbol whose range contains `byte_range`.
     pub fn enclosing_symbol(&self, byte_range: std::ops::Range<usize>) -> Option<Symbol> {
-        let tree = self.tree.as_ref()?;
         if byte_range.start > byte_range.end || byte_range.end > self.len_bytes() {
             return None;
         }
@@ -374,26 +392,30 @@ impl Document {
         // range (a cursor at the very end of a definition).
         let query_range =
             byte_range.start.saturating_sub(1)..(byte_range.end + 1).min(self.len_bytes());
-        let symbols = syntax::outline_tree(self.language, tree, self, Some(query_range));
+        let symbols = self
+            .syntax_trees_touching(query_range.clone())
+            .flat_map(|tree| {
+                syntax::outline_tree(self.language, tree, self, Some(query_range.clone()))
+            })
+            .collect();
         syntax::innermost_enclosing(symbols, &byte_range)
     }
 
     /// Where the parser had to recover (see [`syntax::syntax_errors`]).
     pub fn syntax_errors(&self) -> Vec<SyntaxError> {
-        match &self.tree {
-            Some(tree) => syntax::syntax_errors_tree(tree, self),
-            None => Vec::new(),
-        }
+        self.syntax_trees()
+            .flat_map(|tree| syntax::syntax_errors_tree(tree, self))
+            .collect()
     }
 
     /// Every comment (see [`syntax::comments`]).
     pub fn comments(&self) -> Vec<Comment> {
-        match &self.tree {
-            Some(tree) if self.language != Language::Json => {
-                syntax::comments_tree(self.language, tree, self)
-            }
-            _ => Vec::new(),
+        if self.language == Language::Json {
+            return Vec::new();
         }
+        self.syntax_trees()
+            .flat_map(|tree| syntax::comments_tree(self.language, tree, self))
+            .collect()
     }
 
     fn check_byte(&self, byte: usize) -> Result<(), DocumentError> {
@@ -489,9 +511,8 @@ impl Document {
         self.rope = Rope::from_str(text);
         self.breaks = BreakCounts::scan(std::iter::once(text.as_bytes()));
         self.line_table = OnceLock::new();
-        // Nothing of the old tree can be reused.
-        self.tree = None;
-        self.reparse();
+        // Nothing of the old trees can be reused.
+        self.parse_from_scratch();
     }
 
     /// Replaces a validated byte range, keeping the tree in step.
@@ -521,30 +542,25 @@ impl Document {
         self.breaks.add(after);
         self.line_table = OnceLock::new();
 
-        if let Some(tree) = &mut self.tree {
-            tree.edit(&InputEdit {
-                start_byte: range.start,
-                old_end_byte: range.end,
-                new_end_byte: new_end,
-                start_position,
-                old_end_position,
-                new_end_position: advance(start_position, text),
-            });
+        // Taken out so the parse can read the rest of the document.
+        if let Some(mut syntax) = self.syntax.take() {
+            syntax.edit(
+                &InputEdit {
+                    start_byte: range.start,
+                    old_end_byte: range.end,
+                    new_end_byte: new_end,
+                    start_position,
+                    old_end_position,
+                    new_end_position: advance(start_position, text),
+                },
+                &*self,
+            );
+            self.syntax = Some(syntax);
         }
-        self.reparse();
     }
 
-    /// Parses the rope, reusing the (already edited) old tree.
-    fn reparse(&mut self) {
-        let Some(parser) = self.parser.as_mut() else {
-            return;
-        };
-        let rope = &self.rope;
-        self.tree = parser.parse_with_options(
-            &mut |byte, _point| chunk_from(rope, byte),
-            self.tree.as_ref(),
-            None,
-        );
+    fn parse_from_scratch(&mut self) {
+        self.syntax = SegmentedSyntax::parse(self.language, &*self);
     }
 }
 
@@ -606,14 +622,27 @@ impl Source for Document {
     }
 }
 
+impl ParseText for Document {
+    fn len_bytes(&self) -> usize {
+        self.rope.len_bytes()
+    }
+
+    fn chunk_from(&self, byte: usize) -> &[u8] {
+        chunk_from(&self.rope, byte)
+    }
+
+    fn point(&self, byte: usize) -> Point {
+        self.ts_point(byte)
+    }
+}
+
 impl Clone for Document {
     fn clone(&self) -> Document {
         Document {
             rope: self.rope.clone(),
             version: self.version,
             language: self.language,
-            parser: self.language.parser(),
-            tree: self.tree.clone(),
+            syntax: self.syntax.as_ref().and_then(SegmentedSyntax::try_clone),
             breaks: self.breaks,
             line_table: self.line_table.clone(),
         }

@@ -12,6 +12,7 @@
 //! UTF-16 columns convert through `Document::byte_to_position`.
 
 pub(crate) mod queries;
+pub(crate) mod segments;
 pub(crate) mod source;
 
 use std::ops::Range;

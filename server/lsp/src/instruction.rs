@@ -47,14 +47,13 @@ pub fn parse(comment: &str) -> Option<String> {
 }
 
 /// Instruction comments overlapping `bytes` (a line range, typically).
-/// Walks only the part of the tree that overlaps, so it costs the same on
+/// Walks only the part of the trees that overlaps, so it costs the same on
 /// a 20,000-line file as on a small one.
 pub fn find(document: &Document, bytes: Range<usize>) -> Vec<InstructionComment> {
-    let Some(tree) = document.syntax_tree() else {
-        return Vec::new();
-    };
     let mut nodes = Vec::new();
-    collect(tree.root_node(), &bytes, &mut nodes);
+    for tree in document.syntax_trees_touching(bytes.clone()) {
+        collect(tree.root_node(), &bytes, &mut nodes);
+    }
     nodes
         .into_iter()
         .filter_map(|node| {
