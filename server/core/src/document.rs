@@ -24,7 +24,7 @@
 //!
 //! The syntax is reparsed after every edit from the rope's chunks, with the
 //! old tree edited by an `InputEdit`. A large file is held as several trees,
-//! one per segment of top-level nodes (see [`crate::syntax::segments`]), so
+//! one per segment of top-level nodes (see `syntax::segments`), so
 //! a keystroke in a 10 MB file reparses about 64 KiB, not the whole file.
 
 use std::fmt;
