@@ -575,18 +575,6 @@ fn advance(start: Point, text: &str) -> Point {
     }
 }
 
-/// The rest of the rope chunk holding `byte`, for tree-sitter's reader.
-fn chunk_from(rope: &Rope, byte: usize) -> &[u8] {
-    if byte >= rope.len_bytes() {
-        return &[];
-    }
-    let (chunk, chunk_start, _, _) = rope.chunk_at_byte(byte);
-    chunk
-        .as_bytes()
-        .get(byte - chunk_start..)
-        .unwrap_or_default()
-}
-
 /// The bytes of `range` as a run of slices of the rope's chunks.
 fn rope_chunks(rope: &Rope, range: std::ops::Range<usize>) -> impl Iterator<Item = &[u8]> {
     let (chunks, chunk_start, _, _) = rope.chunks_at_byte(range.start.min(rope.len_bytes()));
@@ -623,14 +611,6 @@ impl Source for Document {
 }
 
 impl ParseText for Document {
-    fn len_bytes(&self) -> usize {
-        self.rope.len_bytes()
-    }
-
-    fn chunk_from(&self, byte: usize) -> &[u8] {
-        chunk_from(&self.rope, byte)
-    }
-
     fn point(&self, byte: usize) -> Point {
         self.ts_point(byte)
     }

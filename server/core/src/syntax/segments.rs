@@ -35,6 +35,7 @@ use std::ops::Range;
 use tree_sitter::{InputEdit, Node, Parser, Point, Tree};
 
 use super::Language;
+use super::source::Source;
 
 /// Preferred segment size: a reparse re-shifts the top-level nodes of one
 /// segment, about 0.5 ms for 64 KiB of Rust.
@@ -43,19 +44,21 @@ pub(crate) const SEGMENT_TARGET_BYTES: usize = 64 * 1024;
 /// A segment is cut again once it is this many times the target.
 const SPLIT_FACTOR: usize = 4;
 
-/// The text being parsed, as the syntax layer needs it.
-pub(crate) trait ParseText {
-    fn len_bytes(&self) -> usize;
-    /// The bytes from `byte` to the end of some chunk (empty at the end).
-    fn chunk_from(&self, byte: usize) -> &[u8];
+/// The text being parsed: a [`Source`] that also knows tree-sitter points.
+pub(crate) trait ParseText: Source {
     /// Tree-sitter's point: rows end only at `\n`, columns count bytes.
     fn point(&self, byte: usize) -> Point;
 }
 
+/// The bytes of `range`, one by one.
+fn bytes_in(text: &impl Source, range: Range<usize>) -> impl Iterator<Item = u8> + '_ {
+    text.chunks_in(range).flatten().copied()
+}
+
+#[derive(Clone)]
 struct Segment {
     /// Always at the start of a row; the segment ends where the next begins.
     start: usize,
-    start_point: Point,
     tree: Tree,
     /// Cutting it failed (a piece came out with an open edge); not retried
     /// until the segment is merged or its errors are fixed.
@@ -64,7 +67,6 @@ struct Segment {
 
 pub(crate) struct SegmentedSyntax {
     language: Language,
-    grammar: tree_sitter::Language,
     parser: Parser,
     /// In document order, covering it; never empty.
     segments: Vec<Segment>,
@@ -80,20 +82,15 @@ impl SegmentedSyntax {
     }
 
     fn parse_with_target(language: Language, text: &impl ParseText, target: usize) -> Option<Self> {
-        let grammar = language.grammar()?;
-        let mut parser = Parser::new();
-        parser.set_language(&grammar).ok()?;
         let mut syntax = SegmentedSyntax {
             language,
-            grammar,
-            parser,
+            parser: language.parser()?,
             segments: Vec::new(),
             target: target.max(1),
         };
-        let tree = syntax.parse_range(0..text.len_bytes(), Point::default(), None, text, true)?;
+        let tree = syntax.parse_range(0..text.len_bytes(), None, text, true)?;
         syntax.segments.push(Segment {
             start: 0,
-            start_point: Point::default(),
             tree,
             split_failed: false,
         });
@@ -103,22 +100,10 @@ impl SegmentedSyntax {
 
     /// A copy sharing the trees (tree-sitter trees are reference counted).
     pub(crate) fn try_clone(&self) -> Option<Self> {
-        let mut parser = Parser::new();
-        parser.set_language(&self.grammar).ok()?;
         Some(SegmentedSyntax {
             language: self.language,
-            grammar: self.grammar.clone(),
-            parser,
-            segments: self
-                .segments
-                .iter()
-                .map(|segment| Segment {
-                    start: segment.start,
-                    start_point: segment.start_point,
-                    tree: segment.tree.clone(),
-                    split_failed: segment.split_failed,
-                })
-                .collect(),
+            parser: self.language.parser()?,
+            segments: self.segments.clone(),
             target: self.target,
         })
     }
@@ -156,14 +141,11 @@ impl SegmentedSyntax {
             self.segments.drain(first + 1..=last);
             self.segments[first].split_failed = false;
         }
-        // Later segments start on a row after the edit's end (cuts are at
-        // column 0 and an edit touching a cut merged it above), so they
-        // shift by whole rows.
+        // Later segments lie wholly after the edit (one touching a cut
+        // merged it above): they only shift.
         for segment in &mut self.segments[first + 1..] {
             segment.tree.edit(edit);
             segment.start = edit.new_end_byte + (segment.start - edit.old_end_byte);
-            segment.start_point.row =
-                segment.start_point.row + edit.new_end_position.row - edit.old_end_position.row;
         }
 
         let mut index = first;
@@ -206,22 +188,23 @@ impl SegmentedSyntax {
             .saturating_sub(1)
     }
 
-    fn segment_end(&self, index: usize, text: &impl ParseText) -> (usize, Point) {
-        match self.segments.get(index + 1) {
-            Some(next) => (next.start, next.start_point),
-            None => (text.len_bytes(), text.point(text.len_bytes())),
-        }
+    fn segment_end(&self, index: usize, text: &impl ParseText) -> usize {
+        self.segments
+            .get(index + 1)
+            .map_or(text.len_bytes(), |next| next.start)
     }
 
     /// Reparses segment `index` over its current extent, reusing its tree.
     /// If tree-sitter gives up (it only does when cancelled), the edited
     /// old tree is kept: stale, but with correct offsets.
     fn reparse_segment(&mut self, index: usize, text: &impl ParseText) {
-        let (end, _) = self.segment_end(index, text);
+        let end = self.segment_end(index, text);
         let whole = self.segments.len() == 1;
-        let segment = &self.segments[index];
-        let (start, start_point, old) = (segment.start, segment.start_point, segment.tree.clone());
-        if let Some(tree) = self.parse_range(start..end, start_point, Some(&old), text, whole) {
+        let (start, old) = (
+            self.segments[index].start,
+            self.segments[index].tree.clone(),
+        );
+        if let Some(tree) = self.parse_range(start..end, Some(&old), text, whole) {
             self.segments[index].tree = tree;
         }
     }
@@ -231,7 +214,6 @@ impl SegmentedSyntax {
     fn parse_range(
         &mut self,
         range: Range<usize>,
-        start_point: Point,
         old: Option<&Tree>,
         text: &impl ParseText,
         whole: bool,
@@ -242,22 +224,29 @@ impl SegmentedSyntax {
             vec![tree_sitter::Range {
                 start_byte: range.start,
                 end_byte: range.end,
-                start_point,
+                start_point: text.point(range.start),
                 end_point: text.point(range.end),
             }]
         };
         // Only fails for unordered or overlapping ranges, which one range
         // cannot be.
         self.parser.set_included_ranges(&ranges).ok()?;
-        self.parser
-            .parse_with_options(&mut |byte, _point| text.chunk_from(byte), old, None)
+        self.parser.parse_with_options(
+            &mut |byte, _point| {
+                text.chunks_in(byte..text.len_bytes())
+                    .next()
+                    .unwrap_or_default()
+            },
+            old,
+            None,
+        )
     }
 
     /// Cuts segment `index` into pieces of about the target size if it has
     /// grown past [`SPLIT_FACTOR`] times that, reusing its tree. Keeps it
     /// whole if any piece comes out with an error on its edge.
     fn split_if_large(&mut self, index: usize, text: &impl ParseText) {
-        let (end, _) = self.segment_end(index, text);
+        let end = self.segment_end(index, text);
         let segment = &self.segments[index];
         if segment.split_failed || end - segment.start <= self.target * SPLIT_FACTOR {
             return;
@@ -274,12 +263,12 @@ impl SegmentedSyntax {
             return;
         }
         let old = segment.tree.clone();
-        let mut starts = vec![(segment.start, segment.start_point)];
+        let mut starts = vec![segment.start];
         starts.extend(cuts);
         let mut pieces = Vec::with_capacity(starts.len());
-        for (position, &(start, start_point)) in starts.iter().enumerate() {
-            let piece_end = starts.get(position + 1).map_or(end, |next| next.0);
-            let tree = self.parse_range(start..piece_end, start_point, Some(&old), text, false);
+        for (position, &start) in starts.iter().enumerate() {
+            let piece_end = starts.get(position + 1).copied().unwrap_or(end);
+            let tree = self.parse_range(start..piece_end, Some(&old), text, false);
             let healthy = tree.as_ref().is_some_and(|tree| {
                 ((position == 0 && index == 0)
                     || !edge_is_open(self.language, tree, Edge::Start, text))
@@ -289,7 +278,6 @@ impl SegmentedSyntax {
             match tree {
                 Some(tree) if healthy => pieces.push(Segment {
                     start,
-                    start_point,
                     tree,
                     split_failed: false,
                 }),
@@ -314,7 +302,7 @@ fn cut_points(
     start: usize,
     end: usize,
     target: usize,
-) -> Vec<(usize, Point)> {
+) -> Vec<usize> {
     let root = tree.root_node();
     let mut cuts = Vec::new();
     let mut piece_start = start;
@@ -332,7 +320,7 @@ fn cut_points(
             && before.end_byte() <= at
             && !continues_before(language, child, text)
         {
-            cuts.push((at, child.start_position()));
+            cuts.push(at);
             piece_start = at;
         }
         previous = Some(child);
@@ -403,7 +391,7 @@ fn continues_before(language: Language, node: Node<'_>, text: &impl ParseText) -
             Language::JavaScript | Language::TypeScript | Language::Tsx => {
                 node.kind().contains("comment")
                     || matches!(
-                        text.chunk_from(node.start_byte()).first(),
+                        bytes_in(text, node.start_byte()..node.start_byte() + 1).next(),
                         Some(b'(' | b'[' | b'`' | b'+' | b'-' | b'/' | b'.')
                     )
             }
@@ -433,20 +421,11 @@ fn has_unterminated_opener(root: Node<'_>, text: &impl ParseText) -> bool {
         if node.is_error() {
             // A few bytes before it too: JavaScript lexes an unterminated
             // `/*` as `/` and `*`, leaving the error on the next token.
-            let mut at = node.start_byte().saturating_sub(OPENER_WINDOW_BYTES);
-            while at < node.end_byte() {
-                let chunk = text.chunk_from(at);
-                if chunk.is_empty() {
-                    break;
-                }
-                let chunk = &chunk[..chunk.len().min(node.end_byte() - at)];
-                if chunk
-                    .iter()
-                    .any(|byte| matches!(byte, b'"' | b'\'' | b'`' | b'/'))
-                {
-                    return true;
-                }
-                at += chunk.len();
+            let from = node.start_byte().saturating_sub(OPENER_WINDOW_BYTES);
+            if bytes_in(text, from..node.end_byte())
+                .any(|byte| matches!(byte, b'"' | b'\'' | b'`' | b'/'))
+            {
+                return true;
             }
             // Nested errors lie inside the bytes just scanned.
             continue;
@@ -461,21 +440,9 @@ fn has_unterminated_opener(root: Node<'_>, text: &impl ParseText) -> bool {
 /// Whether `node` starts after only spaces and tabs on an indented row.
 fn starts_indented(node: Node<'_>, text: &impl ParseText) -> bool {
     let column = node.start_position().column;
-    column > 0 && {
-        let row_start = node.start_byte() - column;
-        let mut bytes = Vec::with_capacity(column);
-        let mut at = row_start;
-        while bytes.len() < column {
-            let chunk = text.chunk_from(at);
-            if chunk.is_empty() {
-                break;
-            }
-            let take = chunk.len().min(column - bytes.len());
-            bytes.extend_from_slice(&chunk[..take]);
-            at += take;
-        }
-        bytes.iter().all(|byte| matches!(byte, b' ' | b'\t'))
-    }
+    let row_start = node.start_byte() - column;
+    column > 0
+        && bytes_in(text, row_start..node.start_byte()).all(|byte| matches!(byte, b' ' | b'\t'))
 }
 
 fn is_markdown_h1_section(node: Node<'_>) -> bool {
@@ -542,15 +509,21 @@ mod tests {
 
     struct Text(String);
 
-    impl ParseText for Text {
+    impl Source for Text {
         fn len_bytes(&self) -> usize {
             self.0.len()
         }
 
-        fn chunk_from(&self, byte: usize) -> &[u8] {
-            self.0.as_bytes().get(byte..).unwrap_or_default()
+        fn chunks_in(&self, range: Range<usize>) -> impl Iterator<Item = &[u8]> {
+            std::iter::once(self.0.as_bytes().get(range).unwrap_or_default())
         }
 
+        fn line_col(&self, byte: usize) -> crate::syntax::LineCol {
+            crate::syntax::source::StrSource::new(&self.0).line_col(byte)
+        }
+    }
+
+    impl ParseText for Text {
         fn point(&self, byte: usize) -> Point {
             let before = &self.0.as_bytes()[..byte];
             let row = before.iter().filter(|&&b| b == b'\n').count();
@@ -605,10 +578,7 @@ mod tests {
         let mut parser = language.parser().unwrap();
         let whole = parser.parse(&text.0, None).unwrap();
         for (index, segment) in syntax.segments.iter().enumerate() {
-            if segment.start_point != text.point(segment.start) {
-                return Err(format!("segment {index}: stale start point"));
-            }
-            if index > 0 && segment.start_point.column != 0 {
+            if index > 0 && text.point(segment.start).column != 0 {
                 return Err(format!("segment {index} starts mid-row"));
             }
             if index > 0 && segment.start <= syntax.segments[index - 1].start {
